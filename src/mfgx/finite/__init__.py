@@ -1,0 +1,38 @@
+"""Finite-state mean-field games: games, dynamics, solvers and `solve`."""
+
+from ._dynamics import best_response, evaluate, exploitability, propagate, uniform_policy
+from ._game import FiniteGame, rate_game
+from ._kernels import AbstractKernel, DenseKernel, RateKernel
+from ._solve import ConvergenceWarning, Equilibrium, solve
+from ._solvers import (
+    AbstractSolver,
+    FictitiousPlay,
+    FixedPoint,
+    MirrorDescent,
+    PriorDescent,
+    Softmax,
+)
+from ._validate import GameError
+
+__all__ = [
+    "AbstractKernel",
+    "AbstractSolver",
+    "ConvergenceWarning",
+    "DenseKernel",
+    "Equilibrium",
+    "FictitiousPlay",
+    "FiniteGame",
+    "FixedPoint",
+    "GameError",
+    "MirrorDescent",
+    "PriorDescent",
+    "RateKernel",
+    "Softmax",
+    "best_response",
+    "evaluate",
+    "exploitability",
+    "propagate",
+    "rate_game",
+    "solve",
+    "uniform_policy",
+]

@@ -1,0 +1,92 @@
+"""Transition kernels of finite-state games.
+
+A kernel answers two questions at time t, given the mean field m_t and parameters θ:
+
+* ``expect(t, m, θ, v)``  →  E[v(X') | X = x, A = a]           (backward pass), shape [S, A];
+* ``push(t, m, θ, L)``    →  Σ_{x,a} L(x, a) P_t(x' | x, a)    (forward pass), shape [S].
+
+``matrix`` returns the dense P_t[x, a, x'] and exists for validation and small games; solvers only
+call ``expect`` and ``push``, so structured kernels (neighbour moves on grids) never build S×S arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+
+class AbstractKernel(eqx.Module):
+    """Interface of a transition kernel P_t(x′ | x, a; m_t, θ)."""
+
+    def matrix(self, t, m, params) -> Float[Array, "S A S"]:
+        raise NotImplementedError(f"{type(self).__name__} has no dense form")
+
+    def expect(self, t, m, params, v: Float[Array, " S"]) -> Float[Array, "S A"]:
+        return jnp.einsum("xay,y->xa", self.matrix(t, m, params), v)
+
+    def push(self, t, m, params, joint: Float[Array, "S A"]) -> Float[Array, " S"]:
+        return jnp.einsum("xa,xay->y", joint, self.matrix(t, m, params))
+
+
+class DenseKernel(AbstractKernel):
+    """A kernel given as a function ``fn(t, m, θ) -> P[x, a, x']`` (rows sum to one)."""
+
+    fn: Callable[[Any, Any, Any], Float[Array, "S A S"]]
+
+    def matrix(self, t, m, params):
+        return self.fn(t, m, params)
+
+
+def _generator(q: Float[Array, "S A S"]) -> Float[Array, "S A S"]:
+    """Set the diagonal of jump rates q[x, a, y] to minus the row sum (off-diagonal kept)."""
+    n = q.shape[0]
+    eye = jnp.eye(n, dtype=q.dtype)[:, None, :]
+    off = q * (1 - eye)
+    return off - eye * off.sum(-1, keepdims=True)
+
+
+class RateKernel(AbstractKernel):
+    r"""Continuous-time jump rates Q_t(x, y; a, m, θ) discretised over a step Δt.
+
+    ``rates(t, m, θ)`` returns q[x, a, y] ≥ 0 for y ≠ x (the diagonal is ignored and replaced by
+    minus the row sum). The action is held for the whole step. Schemes:
+
+    * ``"euler"``:    P = I + Δt Q.  Stochastic only if Δt · max_x Σ_{y≠x} q(x, y) ≤ 1 (checked when
+      the game is built);
+    * ``"expm"``:     P = exp(Δt Q_a) per action, exact for a held action, stochastic for every Δt;
+    * ``"implicit"``: P = (I − Δt Q_a)⁻¹ per action, stochastic for every Δt.
+    """
+
+    rates: Callable[[Any, Any, Any], Float[Array, "S A S"]]
+    dt: float
+    scheme: Literal["euler", "expm", "implicit"] = eqx.field(static=True, default="expm")
+
+    def __check_init__(self):
+        if self.scheme not in ("euler", "expm", "implicit"):
+            raise ValueError(f"unknown scheme {self.scheme!r}: use 'euler', 'expm' or 'implicit'")
+
+    def generator(self, t, m, params) -> Float[Array, "S A S"]:
+        return _generator(self.rates(t, m, params))
+
+    def matrix(self, t, m, params):
+        g = self.generator(t, m, params)
+        n = g.shape[0]
+        if self.scheme == "euler":
+            return jnp.eye(n, dtype=g.dtype)[:, None, :] + self.dt * g
+        ga = jnp.moveaxis(g, 1, 0)  # [A, S, S]: generator when every state plays action a
+        if self.scheme == "expm":
+            pa = jax.vmap(jax.scipy.linalg.expm)(self.dt * ga)
+        else:
+            eye = jnp.eye(n, dtype=g.dtype)
+            pa = jax.vmap(lambda m_: jnp.linalg.solve(eye - self.dt * m_, eye))(ga)
+        return jnp.moveaxis(pa, 0, 1)
+
+    def expect(self, t, m, params, v):
+        if self.scheme == "euler":  # v + Δt Q v, without forming I
+            return v[:, None] + self.dt * jnp.einsum("xay,y->xa", self.generator(t, m, params), v)
+        return super().expect(t, m, params, v)

@@ -1,0 +1,108 @@
+"""`solve(game, solver)`: run a solver to convergence inside JAX and report an `Equilibrium`."""
+
+from __future__ import annotations
+
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int
+
+from ._dynamics import evaluate, exploitability, propagate
+from ._game import FiniteGame
+from ._solvers import AbstractSolver
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped at ``max_steps`` before its residual reached ``tol``."""
+
+
+class Equilibrium(eqx.Module):
+    """The result of `mfgx.solve`.
+
+    - `flow`: μ[T+1, S], the population flow induced by `policy`.
+    - `mean_field`: m[T+1, ...], the mean field the game sees (μ, or the joint μπ).
+    - `policy`: π[T+1, S, A].
+    - `value`: V^π[T+1, S], the population's value against its own flow.
+    - `exploitability`: of `policy` (0 at a Nash equilibrium).
+    - `steps`, `residual`, `converged`: the solver's iteration count, last residual and whether
+      ``residual <= tol`` was reached within ``max_steps``.
+    """
+
+    flow: Float[Array, "T1 S"]
+    mean_field: Array
+    policy: Float[Array, "T1 S A"]
+    value: Float[Array, "T1 S"]
+    exploitability: Float[Array, ""]
+    steps: Int[Array, ""]
+    residual: Float[Array, ""]
+    converged: Bool[Array, ""]
+
+
+def _warn_if_not_converged(converged, steps, residual, name):
+    converged, steps, residual = map(np.asarray, (converged, steps, residual))
+    if not np.all(converged):
+        bad = np.flatnonzero(~converged.ravel())
+        warnings.warn(
+            f"{name} did not converge in {int(np.max(steps))} steps for {bad.size} of "
+            f"{converged.size} game(s); worst residual {float(np.max(residual)):.3g}. "
+            "Raise max_steps, add damping, or use a different solver (throw=True raises instead).",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+
+
+@eqx.filter_jit
+def _solve(game: FiniteGame, solver: AbstractSolver, tol, max_steps, throw: bool):
+    def cond(carry):
+        k, _, res = carry
+        return (k < max_steps) & (res > tol)
+
+    def body(carry):
+        k, state, _ = carry
+        state, res = solver.step(game, state)
+        return k + 1, state, res
+
+    init = (jnp.asarray(0), solver.init(game), jnp.asarray(jnp.inf, game.mu0.dtype))
+    steps, state, residual = lax.while_loop(cond, body, init)
+    converged = residual <= tol
+    policy = solver.policy(game, state)
+    mu = propagate(game, policy)
+    mf = game.mean_field_of(mu, policy)
+    _, value = evaluate(game, policy, mf)
+    expl = exploitability(game, policy)
+    if throw:
+        mu = eqx.error_if(mu, ~converged, f"{type(solver).__name__} did not converge (residual > tol)")
+    else:
+        jax.debug.callback(_warn_if_not_converged, converged, steps, residual, type(solver).__name__)
+    return Equilibrium(mu, mf, policy, value, expl, steps, residual, converged)
+
+
+def solve(
+    game: FiniteGame,
+    solver: AbstractSolver,
+    *,
+    tol: float = 1e-8,
+    max_steps: int = 1000,
+    throw: bool = False,
+) -> Equilibrium:
+    """Solve a mean-field game.
+
+    Runs ``solver.step`` in a `jax.lax.while_loop` until its residual is ≤ ``tol`` or ``max_steps``
+    iterations have run. Non-convergence is reported: ``Equilibrium.converged`` is False and a
+    `ConvergenceWarning` is issued, or an error is raised when ``throw=True``.
+
+    Jit-compiled; `jax.vmap` it over games that differ in arrays only (e.g. ``game.with_params``).
+    """
+    if not isinstance(game, FiniteGame):
+        raise TypeError(f"solve expects a FiniteGame, got {type(game).__name__}")
+    if not isinstance(solver, AbstractSolver):
+        raise TypeError(f"solve expects a solver such as mfgx.FixedPoint(), got {type(solver).__name__}")
+    if not (isinstance(max_steps, int) and max_steps >= 1):
+        raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+    if isinstance(tol, (int, float)) and not tol >= 0:
+        raise ValueError(f"tol must be non-negative, got {tol!r}")
+    return _solve(game, solver, tol, max_steps, throw)

@@ -1,0 +1,194 @@
+"""Equilibrium solvers. Each is an immutable module with ``init(game) -> state`` and
+``step(game, state) -> (state, residual)``; `mfgx.solve` runs the loop inside JAX.
+
+Fixed-point solvers (`FixedPoint`, `Softmax`) iterate on the mean-field flow and report the
+fixed-point residual ‖Φ(m) − m‖_∞. Policy-space solvers (`FictitiousPlay`, `MirrorDescent`,
+`PriorDescent`) report the exploitability of their current policy.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._dynamics import best_response, propagate, score, uniform_policy
+from ._game import FiniteGame
+
+
+class AbstractSolver(eqx.Module):
+    def init(self, game: FiniteGame):
+        raise NotImplementedError
+
+    def step(self, game: FiniteGame, state):
+        raise NotImplementedError
+
+    def policy(self, game: FiniteGame, state):
+        raise NotImplementedError
+
+
+def _check_unit_interval(name, value, upper_open=True):
+    if isinstance(value, (int, float)) and not (0 <= value < 1 if upper_open else 0 < value <= 1):
+        raise ValueError(f"{name} must be in {'[0, 1)' if upper_open else '(0, 1]'}, got {value}")
+
+
+def _check_positive(name, value):
+    if isinstance(value, (int, float)) and not value > 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+
+
+class _FlowFixedPoint(AbstractSolver):
+    """Damped Picard on the mean-field flow: m ← (1 − λ) Φ(m) + λ m, Φ(m) = m(BR(m))."""
+
+    def _br(self, game, mf):
+        raise NotImplementedError
+
+    def init(self, game):
+        pi = uniform_policy(game)
+        return game.mean_field_of(propagate(game, pi), pi)
+
+    def step(self, game, mf):
+        pi = self._br(game, mf)
+        new = game.mean_field_of(propagate(game, pi), pi)
+        residual = jnp.max(jnp.abs(new - mf))
+        return (1 - self.damping) * new + self.damping * mf, residual
+
+    def policy(self, game, mf):
+        return self._br(game, mf)
+
+
+class FixedPoint(_FlowFixedPoint):
+    r"""Damped fixed point (Picard) with the exact best response.
+
+    m^{k+1} = (1 − λ) m(BR(m^k)) + λ m^k, λ = ``damping`` (0: pure fixed point). Exact best
+    responses are bang-bang, so this cycles on games whose equilibrium is mixed; use `Softmax`,
+    `FictitiousPlay` or `MirrorDescent` there.
+    """
+
+    damping: float = 0.0
+
+    def __check_init__(self):
+        _check_unit_interval("damping", self.damping)
+
+    def _br(self, game, mf):
+        return best_response(game, mf)[0]
+
+
+class Softmax(_FlowFixedPoint):
+    r"""Damped fixed point with the softmax (entropy-regularised, Boltzmann) best response.
+
+    π = softmax(Q_soft / τ) with the soft Bellman recursion V = τ log Σ_a exp(Q/τ). Its fixed point
+    is the equilibrium of the game regularised by τ·entropy; exploitability in the original game is
+    O(τ). Smooth in m and θ, so gradients pass through the control.
+    """
+
+    temperature: float = 0.1
+    damping: float = 0.0
+
+    def __check_init__(self):
+        _check_positive("temperature", self.temperature)
+        _check_unit_interval("damping", self.damping)
+
+    def _br(self, game, mf):
+        return best_response(game, mf, self.temperature)[0]
+
+
+class _PolicySolver(AbstractSolver):
+    def init(self, game):
+        pi = uniform_policy(game)
+        return self._state(game, pi, score(game, pi), jnp.asarray(0))
+
+    def _state(self, game, pi, sc, k):
+        return dict(pi=pi, k=k, **{n: sc[n] for n in ("mu", "mf", "br", "q_star", "q_pi")})
+
+    def policy(self, game, state):
+        return state["pi"]
+
+    def step(self, game, state):
+        pi = self._update(game, state)
+        sc = score(game, pi)
+        return self._state(game, pi, sc, state["k"] + 1), sc["expl"]
+
+
+class FictitiousPlay(_PolicySolver):
+    r"""Fictitious play in policy space (the averaged policy induces the averaged flow).
+
+    π_br = BR(m(π̄_k)), then with weight w_k (1/(k+2) by default, or a constant ``learning_rate``)
+    π̄_{k+1}(a|x) = [(1−w) μ̄_k(x) π̄_k(a|x) + w μ_br(x) π_br(a|x)] / [(1−w) μ̄_k(x) + w μ_br(x)].
+    A constant ``learning_rate`` is mfglib's damped fixed point (1: the pure fixed point).
+    """
+
+    learning_rate: float | None = None
+
+    def __check_init__(self):
+        if self.learning_rate is not None:
+            _check_unit_interval("learning_rate", self.learning_rate, upper_open=False)
+
+    def _update(self, game, state):
+        k = state["k"]
+        w = 1.0 / (k + 2.0) if self.learning_rate is None else self.learning_rate
+        pi_br = state["br"]
+        mu_br = propagate(game, pi_br)
+        a = (1 - w) * state["mu"][..., None]
+        b = w * mu_br[..., None]
+        num = a * state["pi"] + b * pi_br
+        den = a + b
+        mixed = (1 - w) * state["pi"] + w * pi_br  # where nobody is, any mixture is a valid policy
+        return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), mixed)
+
+
+class MirrorDescent(_PolicySolver):
+    r"""Online mirror descent: y^{k+1} = y^k + α Q^{π_k}_{m(π_k)}, π_{k+1} = softmax(y^{k+1}).
+
+    Converges to the Nash equilibrium of monotone games (Pérolat et al., 2022).
+    """
+
+    learning_rate: float = 1.0
+
+    def __check_init__(self):
+        _check_positive("learning_rate", self.learning_rate)
+
+    def init(self, game):
+        state = super().init(game)
+        state["y"] = jnp.zeros_like(state["pi"])
+        return state
+
+    def _update(self, game, state):
+        return jax.nn.softmax(state["y"] + self.learning_rate * state["q_pi"], -1)
+
+    def step(self, game, state):
+        y = state["y"] + self.learning_rate * state["q_pi"]
+        new, res = super().step(game, state)
+        new["y"] = y
+        return new, res
+
+
+class PriorDescent(_PolicySolver):
+    r"""Prior descent (mfglib): π_{k+1} ∝ q · exp(Q*_{m(π_k)} / η), with the prior q reset to the
+    current policy every ``n_inner`` iterations (never if None: a fixed uniform prior)."""
+
+    temperature: float = 1.0
+    n_inner: int | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        _check_positive("temperature", self.temperature)
+        if self.n_inner is not None and not (isinstance(self.n_inner, int) and self.n_inner >= 1):
+            raise ValueError(f"n_inner must be a positive int or None, got {self.n_inner!r}")
+
+    def init(self, game):
+        state = super().init(game)
+        state["prior"] = state["pi"]
+        return state
+
+    def _update(self, game, state):
+        logits = jnp.log(state["prior"]) + state["q_star"] / self.temperature
+        return jax.nn.softmax(logits, -1)
+
+    def step(self, game, state):
+        new, res = super().step(game, state)
+        if self.n_inner is None:
+            new["prior"] = state["prior"]
+        else:
+            reset = (new["k"] % self.n_inner) == 0
+            new["prior"] = jnp.where(reset, new["pi"], state["prior"])
+        return new, res
