@@ -1,0 +1,9 @@
+"""Plots of mfgx results (matplotlib; imported on demand, never by ``import mfgx``).
+
+    from mfgx.plot import plot_equilibrium
+    fig = plot_equilibrium(eq, path="flow.png", history=exploitabilities)
+"""
+
+from ._finite import plot_equilibrium
+
+__all__ = ["plot_equilibrium"]
