@@ -2,7 +2,7 @@
 
 from ._dynamics import best_response, evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame, rate_game
-from ._kernels import AbstractKernel, DenseKernel, RateKernel
+from ._kernels import AbstractKernel, DenseKernel, NeighbourKernel, RateKernel
 from ._solve import ConvergenceWarning, Equilibrium, solve
 from ._solvers import (
     AbstractSolver,
@@ -25,6 +25,7 @@ __all__ = [
     "FixedPoint",
     "GameError",
     "MirrorDescent",
+    "NeighbourKernel",
     "PriorDescent",
     "RateKernel",
     "Softmax",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import lineax as lx
 from jax import lax
 from jaxtyping import Array, Float
 
@@ -41,22 +42,34 @@ def best_response(game: FiniteGame, mf, temperature=None):
 
     Returns (policy π[T+1, S, A], Q[T+1, S, A], V[T+1, S]).
     """
-    if temperature is None:
-
-        def pick(q, t):
-            return q.max(-1), jax.nn.one_hot(jnp.argmax(q, -1), q.shape[-1], dtype=q.dtype)
-    else:
-
-        def pick(q, t):
-            z = q / temperature
-            return temperature * jax.nn.logsumexp(z, -1), jax.nn.softmax(z, -1)
-
+    pick = _greedy(temperature)
+    if game.stationary:
+        return _policy_iteration(game, mf, pick, temperature)
     q, v, pi = _backward(game, mf, pick)
     return pi, q, v
 
 
+def _greedy(temperature):
+    """(V, π) from Q: max and one-hot argmax, or τ·logsumexp(Q/τ) and softmax(Q/τ)."""
+    if temperature is None:
+
+        def pick(q, t=None):
+            return q.max(-1), jax.nn.one_hot(jnp.argmax(q, -1), q.shape[-1], dtype=q.dtype)
+    else:
+
+        def pick(q, t=None):
+            z = q / temperature
+            return temperature * jax.nn.logsumexp(z, -1), jax.nn.softmax(z, -1)
+
+    return pick
+
+
 def evaluate(game: FiniteGame, policy: Policy, mf):
     """Q^π and V^π of a policy against a fixed mean-field flow m (no regularisation)."""
+
+    if game.stationary:
+        v = _stationary_value(game, policy[0], mf[0])
+        return _stationary_q(game, mf[0], v)[None], v[None]
 
     def pick(q, t):
         return (policy[t] * q).sum(-1), policy[t]
@@ -66,7 +79,10 @@ def evaluate(game: FiniteGame, policy: Policy, mf):
 
 
 def propagate(game: FiniteGame, policy: Policy) -> Flow:
-    """The population flow μ[T+1, S] of a policy, with the kernel at each t evaluated on m_t."""
+    """The population flow μ[T+1, S] of a policy, with the kernel at each t evaluated on m_t.
+    For a stationary game: the stationary distribution μ[1, S] of the policy."""
+    if game.stationary:
+        return _stationary_distribution(game, policy[0])[None]
 
     def step(mu, t):
         joint = mu[:, None] * policy[t]
@@ -87,7 +103,8 @@ def score(game: FiniteGame, policy: Policy):
     mf = game.mean_field_of(mu, policy)
     br, q_star, v_star = best_response(game, mf)
     q_pi, v_pi = evaluate(game, policy, mf)
-    expl = jnp.dot(game.mu0, v_star[0] - v_pi[0])
+    weights = mu[0] if game.stationary else game.mu0
+    expl = jnp.dot(weights, v_star[0] - v_pi[0])
     return dict(mu=mu, mf=mf, br=br, q_star=q_star, v_star=v_star, q_pi=q_pi, v_pi=v_pi, expl=expl)
 
 
@@ -95,6 +112,7 @@ def exploitability(game: FiniteGame, policy: Policy) -> Float[Array, ""]:
     r"""expl(π) = Σ_x μ₀(x) [max_a Q*_0(x, a) − Σ_a π_0(a|x) Q^π_0(x, a)], with both Q-values
     computed against the mean field induced by π. It is ≥ 0, and 0 exactly at a Nash equilibrium.
     This is mfglib's definition; for an OpenSpiel game of horizon H it equals NashConv with T = H−1.
+    For a stationary game the weights are the stationary distribution μ of π instead of μ₀.
     """
     return score(game, policy)["expl"]
 
@@ -102,3 +120,85 @@ def exploitability(game: FiniteGame, policy: Policy) -> Float[Array, ""]:
 def uniform_policy(game: FiniteGame) -> Policy:
     S, A = game.n_states, game.n_actions
     return jnp.full((game.horizon + 1, S, A), 1.0 / A, dtype=game.mu0.dtype)
+
+
+# --- stationary (discounted, infinite-horizon) games -------------------------------------------
+
+_DENSE_LIMIT = 2000  # direct LU up to this many states, GMRES beyond
+
+
+def _linear_solve(fn, rhs):
+    op = lx.FunctionLinearOperator(fn, jax.ShapeDtypeStruct(rhs.shape, rhs.dtype))
+    if rhs.shape[0] <= _DENSE_LIMIT:
+        solver = lx.LU()
+    else:
+        solver = lx.GMRES(rtol=1e-12, atol=1e-12, restart=50, max_steps=10 * rhs.shape[0])
+    return lx.linear_solve(op, rhs, solver).value
+
+
+def _stationary_q(game: FiniteGame, m, v):
+    """Q(x, a) = r(x, a; m) + γ E[v(X′) | x, a]."""
+    return game.reward(0, m, game.params) + game.discount * game.kernel.expect(0, m, game.params, v)
+
+
+def _stationary_value(game: FiniteGame, pi, m, temperature=None):
+    """Solve V = Σ_a π (r + τ·(−log π)) + γ P^π V (τ = 0 without a temperature)."""
+    r = (pi * game.reward(0, m, game.params)).sum(-1)
+    if temperature is not None:
+        r = r - temperature * (pi * jnp.log(jnp.where(pi > 0, pi, 1.0))).sum(-1)
+
+    def apply(v):
+        return v - game.discount * (pi * game.kernel.expect(0, m, game.params, v)).sum(-1)
+
+    return _linear_solve(apply, r)
+
+
+def _policy_iteration(game: FiniteGame, mf, pick, temperature, max_iter: int = 200):
+    """(Soft) policy iteration: evaluate π exactly, improve greedily (or by softmax), until stable."""
+    m = mf[0]
+
+    def improve(pi):
+        v = _stationary_value(game, pi, m, temperature)
+        q = _stationary_q(game, m, v)
+        return pick(q)[1], q
+
+    def cond(c):
+        k, _, _, change = c
+        return (k < max_iter) & (change > 1e-13)
+
+    def body(c):
+        k, pi, _, _ = c
+        new, q = improve(pi)
+        return k + 1, new, q, jnp.max(jnp.abs(new - pi))
+
+    S, A = game.n_states, game.n_actions
+    pi0 = jnp.full((S, A), 1.0 / A, game.mu0.dtype)
+    init = (jnp.asarray(0), pi0, jnp.zeros((S, A), game.mu0.dtype), jnp.asarray(jnp.inf, game.mu0.dtype))
+    _, pi, q, _ = lax.while_loop(cond, body, init)
+    v = pick(q)[0]
+    return pi[None], q[None], v[None]
+
+
+def _stationary_distribution(game: FiniteGame, pi, max_iter: int = 100):
+    """μ = μ P^π(m(μ)): a linear solve for μ (I − P^π + 𝟙𝟙ᵀ) = 𝟙ᵀ, repeated while m depends on μ."""
+
+    def stationary_given(mu_guess):
+        m = game.mean_field_of(mu_guess, pi)
+
+        def apply(x):
+            return x - game.kernel.push(0, m, game.params, x[:, None] * pi) + x.sum()
+
+        mu = _linear_solve(apply, jnp.ones_like(mu_guess))
+        return jnp.clip(mu, 0.0, None) / jnp.clip(mu, 0.0, None).sum()
+
+    def cond(c):
+        k, _, change = c
+        return (k < max_iter) & (change > 1e-14)
+
+    def body(c):
+        k, mu, _ = c
+        new = stationary_given(mu)
+        return k + 1, new, jnp.max(jnp.abs(new - mu))
+
+    _, mu, _ = lax.while_loop(cond, body, (jnp.asarray(0), game.mu0, jnp.asarray(jnp.inf, game.mu0.dtype)))
+    return mu

@@ -36,6 +36,9 @@ class FiniteGame(eqx.Module):
     - `horizon`: T, the last decision time.
     - `params`: θ, any PyTree of arrays (what `jax.vmap` and gradients act on).
     - `mean_field`: what the game's functions receive as m_t.
+    - `discount`: γ ∈ (0, 1) makes the game *stationary* (infinite horizon, ``horizon=None``):
+      find (μ, π) with π optimal for V = max_a [r(x, a; m) + γ Σ_x′ P(x′|x, a; m) V(x′)] and μ the
+      stationary distribution of π. Arrays then keep a time axis of length 1 (t = 0 only).
 
     The game is checked when built (shapes, μ₀ on the simplex, a stochastic kernel, finite
     rewards) by evaluating it at t = 0 and t = T; checks are skipped for traced inputs.
@@ -48,25 +51,34 @@ class FiniteGame(eqx.Module):
     n_actions: int = eqx.field(static=True)
     params: PyTree = None
     mean_field: MeanField = eqx.field(static=True, default="state")
+    discount: float | None = eqx.field(static=True, default=None)
 
     def __init__(
         self,
         mu0,
         transition,
         reward,
-        horizon: int,
+        horizon: int | None,
         params: PyTree = None,
         *,
         mean_field: MeanField = "state",
+        discount: float | None = None,
         n_actions: int | None = None,
         validate: bool = True,
     ):
         self.mu0 = jnp.asarray(mu0, dtype=float)
         self.kernel = transition if isinstance(transition, AbstractKernel) else DenseKernel(transition)
         self.reward = reward
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
-            raise ValueError(f"horizon must be a non-negative int, got {horizon!r}")
+        if discount is not None:
+            if horizon is not None:
+                raise ValueError("a discounted game is stationary: pass horizon=None with discount=γ")
+            if not 0 < discount < 1:
+                raise ValueError(f"discount must be in (0, 1), got {discount!r}")
+            horizon = 0
+        elif isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
+            raise ValueError(f"horizon must be a non-negative int (or None with discount=γ), got {horizon!r}")
         self.horizon = horizon
+        self.discount = None if discount is None else float(discount)
         self.params = params
         if mean_field not in ("state", "state_action"):
             raise ValueError(f"mean_field must be 'state' or 'state_action', got {mean_field!r}")
@@ -76,6 +88,10 @@ class FiniteGame(eqx.Module):
         self.n_actions = int(n_actions)
         if validate:
             validate_game(self)
+
+    @property
+    def stationary(self) -> bool:
+        return self.discount is not None
 
     @property
     def n_states(self) -> int:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 
 class AbstractKernel(eqx.Module):
@@ -90,3 +90,35 @@ class RateKernel(AbstractKernel):
         if self.scheme == "euler":  # v + Δt Q v, without forming I
             return v[:, None] + self.dt * jnp.einsum("xay,y->xa", self.generator(t, m, params), v)
         return super().expect(t, m, params, v)
+
+
+class NeighbourKernel(AbstractKernel):
+    r"""A sparse kernel: each (x, a) reaches at most K listed states,
+
+        P_t(x′ | x, a) = Σ_k w_t[x, a, k] · 1[x′ = dest[x, a, k]].
+
+    Memory and work are O(S·A·K), never O(S²): use it for moves to neighbours on grids and graphs.
+    ``weights`` is an array [S, A, K] (or broadcastable, e.g. [K]) or a callable
+    ``(t, m, θ) -> w[S, A, K]`` when the noise depends on time, the mean field or θ.
+    """
+
+    dest: Int[Array, "S A K"]
+    weights: Any
+
+    def _w(self, t, m, params):
+        w = self.weights(t, m, params) if callable(self.weights) else self.weights
+        return jnp.broadcast_to(w, self.dest.shape)
+
+    def expect(self, t, m, params, v):
+        return (self._w(t, m, params) * v[self.dest]).sum(-1)
+
+    def push(self, t, m, params, joint):
+        mass = joint[..., None] * self._w(t, m, params)
+        return jnp.zeros(joint.shape[0], joint.dtype).at[self.dest.reshape(-1)].add(mass.reshape(-1))
+
+    def matrix(self, t, m, params):
+        S, A, K = self.dest.shape
+        rows = jnp.zeros((S, A, S), dtype=jnp.result_type(float))
+        x = jnp.arange(S)[:, None, None]
+        a = jnp.arange(A)[None, :, None]
+        return rows.at[x, a, self.dest].add(self._w(t, m, params))

@@ -51,7 +51,7 @@ def _warn_if_not_converged(converged, steps, residual, name):
             f"{converged.size} game(s); worst residual {float(np.max(residual)):.3g}. "
             "Raise max_steps, add damping, or use a different solver (throw=True raises instead).",
             ConvergenceWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
 
 
@@ -76,8 +76,6 @@ def _solve(game: FiniteGame, solver: AbstractSolver, tol, max_steps, throw: bool
     expl = exploitability(game, policy)
     if throw:
         mu = eqx.error_if(mu, ~converged, f"{type(solver).__name__} did not converge (residual > tol)")
-    else:
-        jax.debug.callback(_warn_if_not_converged, converged, steps, residual, type(solver).__name__)
     return Equilibrium(mu, mf, policy, value, expl, steps, residual, converged)
 
 
@@ -105,4 +103,11 @@ def solve(
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     if isinstance(tol, (int, float)) and not tol >= 0:
         raise ValueError(f"tol must be non-negative, got {tol!r}")
-    return _solve(game, solver, tol, max_steps, throw)
+    eq = _solve(game, solver, tol, max_steps, throw)
+    if not throw:
+        report = (eq.converged, eq.steps, eq.residual, type(solver).__name__)
+        if isinstance(eq.converged, jax.core.Tracer):  # under the user's jit/vmap: warn at run time
+            jax.debug.callback(_warn_if_not_converged, *report)
+        else:
+            _warn_if_not_converged(*report)
+    return eq

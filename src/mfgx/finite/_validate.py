@@ -53,7 +53,7 @@ def validate_game(game) -> None:
     mu = np.asarray(game.mu0)
     uniform_policy = np.full((S, A), 1.0 / A)
     m = game.mean_field_of(mu, uniform_policy)
-    from ._kernels import RateKernel
+    from ._kernels import NeighbourKernel, RateKernel
 
     for t in sorted({0, T}):
         r = np.asarray(game.reward(t, m, game.params))
@@ -63,10 +63,13 @@ def validate_game(game) -> None:
             raise GameError(f"reward(t={t}) is not finite at (state, action) = {_first(~np.isfinite(r))}")
         if isinstance(game.kernel, RateKernel):
             _check_rates(game.kernel, t, m, game.params, S, A)
+        if isinstance(game.kernel, NeighbourKernel):
+            _check_neighbours(game.kernel, t, m, game.params, S, A)
+            continue
         try:
             P = np.asarray(game.kernel.matrix(t, m, game.params))
         except NotImplementedError:
-            continue  # structured kernels validate themselves
+            continue  # a custom kernel without a dense form: nothing to probe
         if P.shape != (S, A, S):
             raise GameError(f"transition(t={t}) must have shape [S, A, S] = {(S, A, S)}, got {P.shape}")
         if not np.all(np.isfinite(P)):
@@ -100,3 +103,24 @@ def _check_rates(kernel, t, m, params, S, A) -> None:
                 f"explicit Euler leaves the simplex: dt * total out-rate = {out[i]:.4g} > 1 at "
                 f"(x, a) = {i} (t={t}); use scheme='expm' or 'implicit', or a smaller dt"
             )
+
+
+def _check_neighbours(kernel, t, m, params, S, A) -> None:
+    dest = np.asarray(kernel.dest)
+    if dest.ndim != 3 or dest.shape[:2] != (S, A):
+        raise GameError(f"NeighbourKernel.dest must have shape [S, A, K] with (S, A) = {(S, A)}, got {dest.shape}")
+    if not np.issubdtype(dest.dtype, np.integer):
+        raise GameError(f"NeighbourKernel.dest must hold integer state indices, got dtype {dest.dtype}")
+    if np.any((dest < 0) | (dest >= S)):
+        i = _first((dest < 0) | (dest >= S))
+        raise GameError(f"NeighbourKernel.dest[{i}] = {dest[i]} is not a state index in [0, {S})")
+    w = np.asarray(kernel._w(t, m, params))
+    if not np.all(np.isfinite(w)):
+        raise GameError(f"NeighbourKernel weights (t={t}) are not finite at (x, a, k) = {_first(~np.isfinite(w))}")
+    if np.any(w < -SIMPLEX_TOL):
+        i = _first(w < -SIMPLEX_TOL)
+        raise GameError(f"NeighbourKernel weights (t={t}) have a negative probability {w[i]:.3g} at (x, a, k) = {i}")
+    rows = w.sum(-1)
+    if np.any(np.abs(rows - 1) > SIMPLEX_TOL):
+        i = _first(np.abs(rows - 1) > SIMPLEX_TOL)
+        raise GameError(f"NeighbourKernel weights (t={t}) are not stochastic: (x, a) = {i} sums to {rows[i]:.8g}, not 1")

@@ -1,6 +1,6 @@
 """The game zoo: each game is a constructor returning a `mfgx.FiniteGame`."""
 
-from ._build import Constant, deterministic_moves, line_moves
+from ._build import Constant, deterministic_moves, grid_kernel
 from ._classic import (
     beach_bar,
     crowd_ring,
@@ -25,8 +25,8 @@ __all__ = [
     "beach_bar",
     "crowd_ring",
     "deterministic_moves",
+    "grid_kernel",
     "left_right",
-    "line_moves",
     "rock_paper_scissors",
     "susceptible_infected",
     "two_state_congestion",

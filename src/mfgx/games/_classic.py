@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import Array
 
 from ..finite import FiniteGame
-from ._build import Constant, deterministic_moves, line_moves
+from ._build import Constant, deterministic_moves, grid_kernel
 
 
 class _CongestionReward(eqx.Module):
@@ -33,11 +33,11 @@ def beach_bar(T: int = 2, n: int = 4, bar_loc: int = 2, log_eps: float = 1e-20, 
     μ₀ uniform. (mfglib's docstring says torus; its dynamics are clipped, its distance circular.)
     """
     q = (1 - p_still) / 2
-    P = line_moves(n, (-1, 0, 1), (-1, 0, 1), (q, p_still, q), ring=False)
+    kernel = grid_kernel((n,), (-1, 0, 1), (-1, 0, 1), (q, p_still, q), periodic=False)
     x = np.arange(n)
     dist = np.minimum((x - bar_loc) % n, (bar_loc - x) % n)
     base = -dist[:, None] - np.abs(np.arange(3) - 1)[None, :] / n
-    return FiniteGame(jnp.full(n, 1.0 / n), Constant(P), _CongestionReward(jnp.asarray(base, float), log_eps), T)
+    return FiniteGame(jnp.full(n, 1.0 / n), kernel, _CongestionReward(jnp.asarray(base, float), log_eps), T)
 
 
 def crowd_ring(n: int = 100, T: int = 50, move_cost: float = 1.0, log_eps: float = 1e-25) -> FiniteGame:
@@ -49,10 +49,10 @@ def crowd_ring(n: int = 100, T: int = 50, move_cost: float = 1.0, log_eps: float
     OpenSpiel charges the *previous* action and caches values by strings without it (see
     ``shared/peers.md``); this is the clean Markov form, with the action cost paid when acting.
     """
-    P = line_moves(n, (-1, 0, 1), (-1, 0, 1), (1 / 3, 1 / 3, 1 / 3), ring=True)
+    kernel = grid_kernel((n,), (-1, 0, 1), (-1, 0, 1), (1 / 3, 1 / 3, 1 / 3), periodic=True)
     x = np.arange(n)
     base = 1 - np.abs(x - n / 2)[:, None] / (n / 2) - move_cost * np.abs(np.arange(3) - 1)[None, :] / n
-    return FiniteGame(jnp.full(n, 1.0 / n), Constant(P), _CongestionReward(jnp.asarray(base, float), log_eps), T)
+    return FiniteGame(jnp.full(n, 1.0 / n), kernel, _CongestionReward(jnp.asarray(base, float), log_eps), T)
 
 
 class _SIKernel(eqx.Module):
