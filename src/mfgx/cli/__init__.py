@@ -1,0 +1,8 @@
+"""The ``mfgx`` command line (Typer + Rich): ``mfgx solve GAME ...`` and ``mfgx demo``.
+
+Installed as the ``mfgx`` script; also runnable as ``python -m mfgx.cli``.
+"""
+
+from ._app import app, main, make_game, make_solver, run_demo, run_solver
+
+__all__ = ["app", "main", "make_game", "make_solver", "run_demo", "run_solver"]

@@ -1,0 +1,486 @@
+"""The ``mfgx`` command line: a thin Typer/Rich layer over `mfgx.solve`'s building blocks.
+
+No game logic lives here: games come from `mfgx.games.REGISTRY`, solvers from `mfgx`, and the
+iteration is the solvers' own ``init``/``step``/``policy``, run in a Python loop so that progress
+can be shown and stopped early.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import inspect
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import mfgx
+from mfgx.games import REGISTRY
+
+MAX_ROWS = 25  # default --every prints at most about this many rows
+
+app = typer.Typer(
+    name="mfgx",
+    help=(
+        "Differentiable mean-field games in JAX.\n\n"
+        "Solve a game from the zoo and watch it converge, or run the demo. "
+        "Games: " + ", ".join(sorted(REGISTRY)) + "."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Solvers and games from command-line names
+
+
+class SolverName(str, Enum):
+    fixed_point = "fixed-point"
+    softmax = "softmax"
+    fictitious_play = "fictitious-play"
+    mirror_descent = "mirror-descent"
+    prior_descent = "prior-descent"
+
+
+# Which hyperparameter options each solver takes (CLI option name -> constructor argument).
+_SOLVERS: dict[SolverName, tuple[type[mfgx.AbstractSolver], dict[str, str]]] = {
+    SolverName.fixed_point: (mfgx.FixedPoint, {"--damping": "damping"}),
+    SolverName.softmax: (mfgx.Softmax, {"--temperature": "temperature", "--damping": "damping"}),
+    SolverName.fictitious_play: (mfgx.FictitiousPlay, {"--learning-rate": "learning_rate"}),
+    SolverName.mirror_descent: (mfgx.MirrorDescent, {"--learning-rate": "learning_rate"}),
+    SolverName.prior_descent: (mfgx.PriorDescent, {"--temperature": "temperature", "--n-inner": "n_inner"}),
+}
+
+
+def make_solver(name: SolverName | str, **options: Any) -> mfgx.AbstractSolver:
+    """Build a solver from its CLI name; ``options`` maps CLI option names (``"--damping"``) to
+    values, None meaning "not given" (the solver's default). Raises `typer.BadParameter` for an
+    option the solver does not take or a value it rejects."""
+    name = SolverName(name)
+    cls, accepted = _SOLVERS[name]
+    given = {opt: v for opt, v in options.items() if v is not None}
+    unused = sorted(set(given) - set(accepted))
+    if unused:
+        takes = ", ".join(accepted) or "no options"
+        raise typer.BadParameter(
+            f"does not apply to --solver {name.value} (it takes {takes})",
+            param_hint=", ".join(f"'{opt}'" for opt in unused),
+        )
+    try:
+        return cls(**{accepted[opt]: v for opt, v in given.items()})
+    except ValueError as e:
+        hint = ", ".join(f"'{opt}'" for opt in given) or "'--solver'"
+        raise typer.BadParameter(str(e), param_hint=hint) from e
+
+
+def _game_name(value: str) -> str:
+    if value not in REGISTRY:
+        raise typer.BadParameter(f"unknown game {value!r}; choose one of: {', '.join(sorted(REGISTRY))}")
+    return value
+
+
+def _parse_params(items: list[str] | None) -> dict[str, Any]:
+    out = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="'--param'")
+        try:
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = raw.strip()
+        out[key.strip()] = value
+    return out
+
+
+def make_game(name: str, params: dict[str, Any] | None = None) -> mfgx.FiniteGame:
+    """Build ``REGISTRY[name](**params)``; raises `typer.BadParameter` on a bad name or argument."""
+    ctor = REGISTRY[_game_name(name)]
+    params = params or {}
+    allowed = list(inspect.signature(ctor).parameters)
+    bad = sorted(set(params) - set(allowed))
+    if bad:
+        raise typer.BadParameter(
+            f"{name} has no argument {', '.join(bad)}; it takes: {', '.join(allowed) or 'none'}",
+            param_hint="'--param'",
+        )
+    try:
+        return ctor(**params)
+    except (TypeError, ValueError) as e:
+        raise typer.BadParameter(f"{name}({_fmt_kwargs(params)}): {e}", param_hint="'--param'") from e
+
+
+def _fmt_kwargs(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in params.items())
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+
+
+@eqx.filter_jit
+def _iterate(solver, game, state):
+    """One solver step and the exploitability of the policy it reaches, in one compiled call."""
+    state, residual = solver.step(game, state)
+    return state, residual, mfgx.exploitability(game, solver.policy(game, state))
+
+
+@eqx.filter_jit
+def _init(solver, game):
+    return solver.init(game)
+
+
+@eqx.filter_jit
+def _equilibrium_fields(solver, game, state, steps, residual, tol) -> dict[str, Any]:
+    """The quantities `mfgx.solve` reports, computed from the loop's final state."""
+    policy = solver.policy(game, state)
+    flow = mfgx.propagate(game, policy)
+    mf = game.mean_field_of(flow, policy)
+    _, value = mfgx.evaluate(game, policy, mf)
+    expl = mfgx.exploitability(game, policy)
+    out = dict(
+        flow=flow,
+        mean_field=mf,
+        policy=policy,
+        value=value,
+        exploitability=expl,
+        steps=steps,
+        residual=residual,
+        converged=residual <= tol,
+    )
+    if "regularised_exploitability" in _EQ_FIELDS:
+        tau = solver.temperature if isinstance(solver, mfgx.Softmax) else None
+        out["regularised_exploitability"] = expl if tau is None else mfgx.exploitability(game, policy, tau)
+    return out
+
+
+_EQ_FIELDS = tuple(f.name for f in dataclasses.fields(mfgx.Equilibrium))
+_KNOWN_FIELDS = {
+    "flow", "mean_field", "policy", "value", "exploitability", "regularised_exploitability",
+    "steps", "residual", "converged",
+}  # fmt: skip
+
+
+def _equilibrium(solver, game, state, steps: int, residual, tol) -> mfgx.Equilibrium:
+    """`mfgx.Equilibrium` of the loop's final state, equal to what `mfgx.solve` returns after the
+    same number of steps. Should `Equilibrium` gain fields this module does not know, it falls
+    back to re-running `mfgx.solve` for that many steps (same result, twice the work)."""
+    if set(_EQ_FIELDS) <= _KNOWN_FIELDS:
+        return mfgx.Equilibrium(**_equilibrium_fields(solver, game, state, jnp.asarray(steps), residual, tol))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mfgx.ConvergenceWarning)
+        return mfgx.solve(game, solver, tol=tol, max_steps=max(steps, 1))
+
+
+@dataclass
+class RunResult:
+    """What `run_solver` returns: the equilibrium and the per-iteration history."""
+
+    equilibrium: mfgx.Equilibrium
+    exploitability: np.ndarray  # [steps], after each iteration
+    residual: np.ndarray  # [steps]
+    wall_time: float  # seconds, compilation included
+    first_step_time: float  # seconds for init + the first step (mostly JIT compilation)
+    interrupted: bool = False
+
+    @property
+    def steps(self) -> int:
+        return int(self.residual.size)
+
+    @property
+    def converged(self) -> bool:
+        return bool(np.asarray(self.equilibrium.converged))
+
+
+def default_every(steps: int) -> int:
+    return max(1, math.ceil(steps / MAX_ROWS))
+
+
+def run_solver(
+    game: mfgx.FiniteGame,
+    solver: mfgx.AbstractSolver,
+    *,
+    steps: int,
+    tol: float = 1e-8,
+    every: int | None = None,
+    console: Console | None = None,
+    table: bool = True,
+    description: str = "solving",
+) -> RunResult:
+    """Iterate ``solver.step`` up to ``steps`` times, stopping once the residual is ≤ ``tol`` (or
+    NaN, as `mfgx.solve` does), with a Rich progress bar and, if ``table``, a table of
+    exploitability and residual every ``every`` iterations (and at the last one)."""
+    console = console or Console()
+    every = every or default_every(steps)
+    rows = Table(title=None, show_edge=False, header_style="bold")
+    rows.add_column("iteration", justify="right")
+    rows.add_column("exploitability", justify="right")
+    rows.add_column("residual", justify="right")
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("expl {task.fields[expl]}"),
+        console=console,
+    )
+    task = progress.add_task(description, total=steps, expl="-")
+    expl_hist: list[float] = []
+    res_hist: list[float] = []
+    interrupted = False
+
+    t0 = time.perf_counter()
+    state = _init(solver, game)
+    residual = jnp.asarray(jnp.inf, game.mu0.dtype)
+    first_step_time = 0.0
+    if console.is_terminal:
+        display = Live(Group(rows, progress) if table else progress, console=console, refresh_per_second=8)
+    else:  # piped or captured output: no live redraws, the table is printed once at the end
+        display = contextlib.nullcontext()
+    with display:
+        try:
+            for k in range(1, steps + 1):
+                state, residual, expl = _iterate(solver, game, state)
+                r, e = float(residual), float(expl)
+                if k == 1:
+                    first_step_time = time.perf_counter() - t0
+                res_hist.append(r)
+                expl_hist.append(e)
+                stop = not r > tol  # as in mfgx.solve: stop at residual <= tol, or NaN
+                if table and (k % every == 0 or stop or k == steps):
+                    rows.add_row(str(k), f"{e:.4e}", f"{r:.4e}")
+                progress.update(task, completed=k, expl=f"{e:.3e}")
+                if stop:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+    if table and not console.is_terminal:
+        console.print(rows)
+    n = len(res_hist)
+    eq = _equilibrium(solver, game, state, n, residual, tol)
+    eq = jax.block_until_ready(eq)
+    wall = time.perf_counter() - t0
+    return RunResult(eq, np.asarray(expl_hist), np.asarray(res_hist), wall, first_step_time, interrupted)
+
+
+def summary_line(result: RunResult) -> str:
+    eq = result.equilibrium
+    if result.interrupted:
+        status = "[bold yellow]interrupted[/]"
+    elif result.converged:
+        status = "[bold green]converged[/]"
+    else:
+        status = "[bold red]not converged[/]"
+    reg = getattr(eq, "regularised_exploitability", None)
+    if reg is not None and float(reg) != float(eq.exploitability):
+        status += f" (regularised exploitability {float(reg):.4e})"
+    return (
+        f"{status} after {result.steps} steps: exploitability {float(eq.exploitability):.4e}, "
+        f"residual {float(eq.residual):.4e}, wall time {result.wall_time:.2f} s "
+        f"(first step incl. JIT compile {result.first_step_time:.2f} s)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+
+
+@app.command()
+def solve(
+    game: Annotated[
+        str,
+        typer.Argument(
+            help="Game from the zoo: " + ", ".join(sorted(REGISTRY)) + ".",
+            callback=_game_name,
+            metavar="GAME",
+            show_default=False,
+        ),
+    ],
+    solver: Annotated[
+        SolverName,
+        typer.Option("--solver", "-s", help="Solver.", case_sensitive=False),
+    ] = SolverName.mirror_descent,
+    steps: Annotated[int, typer.Option("--steps", "-n", min=1, help="Maximum number of iterations.")] = 200,
+    tol: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Stop once the solver's residual is ≤ TOL (fixed-point solvers: ‖Φ(m) − m‖∞; "
+            "policy solvers: the exploitability).",
+        ),
+    ] = 1e-8,
+    damping: Annotated[
+        float | None, typer.Option(help="Damping λ ∈ [0, 1) of fixed-point and softmax.", show_default=False)
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Temperature τ > 0 of softmax and prior-descent.", show_default=False)
+    ] = None,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--learning-rate",
+            "--lr",
+            help="Step size of mirror-descent (> 0), or constant weight ∈ (0, 1] of "
+            "fictitious-play (default 1/(k+2)).",
+            show_default=False,
+        ),
+    ] = None,
+    n_inner: Annotated[
+        int | None,
+        typer.Option(min=1, help="prior-descent: reset the prior every N iterations.", show_default=False),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="KEY=VALUE",
+            help="Argument of the game's constructor (repeatable), e.g. -p n=40 -p T=20.",
+            show_default=False,
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            help="Save a plot of the final flow, policy and exploitability history (PNG, PDF, SVG).",
+            show_default=False,
+        ),
+    ] = None,
+    every: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="K", help=f"Print a row every K iterations (default: so that at most ~{MAX_ROWS} rows are printed; the last iteration is always printed).", show_default=False),
+    ] = None,
+) -> None:
+    """Solve GAME with a solver, printing exploitability and residual as it converges.
+
+    Solver options that do not apply to the chosen solver are rejected; unset ones keep the solver's defaults. The run stops early once the residual is ≤ --tol. The exploitability is that of the solver's current policy after each iteration.
+
+    Example: [bold]mfgx solve beach_bar --solver mirror-descent --steps 200 --plot flow.png[/]
+    """
+    console = Console()
+    params = _parse_params(param)
+    g = make_game(game, params)
+    s = make_solver(
+        solver, **{"--damping": damping, "--temperature": temperature, "--learning-rate": learning_rate, "--n-inner": n_inner}
+    )
+    console.print(
+        f"[bold]{game}[/]({_fmt_kwargs(params)}): {g.n_states} states, {g.n_actions} actions, "
+        f"T = {g.horizon}; solver {s!r}"
+    )
+    result = run_solver(g, s, steps=steps, tol=tol, every=every, console=console)
+    console.print(summary_line(result))
+    if plot is not None:
+        from mfgx.plot import plot_equilibrium
+
+        plot_equilibrium(
+            result.equilibrium,
+            path=plot,
+            title=f"{game} — {solver.value}: " + _plot_title(result),
+            history={"exploitability": result.exploitability},
+        )
+        console.print(f"plot saved to [bold]{plot}[/]")
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+def _plot_title(result: RunResult) -> str:
+    state = "converged" if result.converged else "not converged"
+    return f"exploitability {float(result.equilibrium.exploitability):.3g} after {result.steps} steps ({state})"
+
+
+# --------------------------------------------------------------------------------------------
+# Demo
+
+
+@dataclass
+class DemoCase:
+    name: str
+    game: str
+    params: dict[str, Any]
+    solver: mfgx.AbstractSolver
+    steps: int
+
+
+def _demo_cases() -> list[DemoCase]:
+    return [
+        DemoCase("beach_bar", "beach_bar", {}, mfgx.MirrorDescent(), 1000),
+        DemoCase("crowd_ring", "crowd_ring", {"n": 40, "T": 20}, mfgx.MirrorDescent(0.3), 1000),
+    ]
+
+
+def run_demo(out: Path, console: Console | None = None, tol: float = 1e-8) -> Path:
+    """Solve the demo games, write one PNG per game and ``report.md`` into ``out``; return the
+    report's path."""
+    from mfgx.plot import plot_equilibrium
+
+    console = console or Console()
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# mfgx demo",
+        "",
+        "| game | solver | steps | converged | exploitability | wall time (s) | plot |",
+        "|---|---|---:|:---:|---:|---:|---|",
+    ]
+    for case in _demo_cases():
+        game = make_game(case.game, case.params)
+        label = f"{case.game}({_fmt_kwargs(case.params)})"
+        result = run_solver(
+            game, case.solver, steps=case.steps, tol=tol, console=console, table=False, description=label
+        )
+        console.print(f"{label}, {case.solver!r}: " + summary_line(result))
+        png = out / f"{case.name}.png"
+        plot_equilibrium(
+            result.equilibrium,
+            path=png,
+            title=f"{label} — {type(case.solver).__name__}: " + _plot_title(result),
+            history={"exploitability": result.exploitability},
+        )
+        lines.append(
+            f"| `{label}` | `{case.solver!r}` | {result.steps} | {'yes' if result.converged else 'no'} | "
+            f"{float(result.equilibrium.exploitability):.3e} | {result.wall_time:.2f} | [{png.name}]({png.name}) |"
+        )
+    lines += [
+        "",
+        f"Converged: residual ≤ {tol:g} within the step budget. Wall time includes JIT compilation.",
+        "",
+    ]
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", file_okay=False, help="Folder for the plots and report.md."),
+    ] = Path("outputs/demo"),
+) -> None:
+    """Solve a few zoo games and write plots and a Markdown report (report.md) into --out."""
+    console = Console()
+    run_demo(out, console)
+    console.print(f"demo written to [bold]{out.resolve()}[/]")
+
+
+def main() -> None:
+    """Entry point of the ``mfgx`` script."""
+    app()
