@@ -6,6 +6,10 @@ The loop at the heart of mfgx: parameters θ → game(θ) → `solve` → equili
 from . import _config  # noqa: F401  (enables float64 unless MFGX_X64=0)
 from . import games
 from .finite import (
+    AbstractAdjoint,
+    ImplicitAdjoint,
+    UnrolledAdjoint,
+    fixed_point_map,
     AbstractKernel,
     AbstractSolver,
     ConvergenceWarning,
@@ -32,6 +36,10 @@ from .finite import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbstractAdjoint",
+    "ImplicitAdjoint",
+    "UnrolledAdjoint",
+    "fixed_point_map",
     "AbstractKernel",
     "AbstractSolver",
     "ConvergenceWarning",

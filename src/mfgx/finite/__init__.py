@@ -1,9 +1,10 @@
 """Finite-state mean-field games: games, dynamics, solvers and `solve`."""
 
+from ._adjoint import AbstractAdjoint, ImplicitAdjoint, UnrolledAdjoint
 from ._dynamics import best_response, evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame, rate_game
 from ._kernels import AbstractKernel, DenseKernel, NeighbourKernel, RateKernel
-from ._solve import ConvergenceWarning, Equilibrium, solve
+from ._solve import ConvergenceWarning, Equilibrium, fixed_point_map, solve
 from ._solvers import (
     AbstractSolver,
     FictitiousPlay,
@@ -15,6 +16,10 @@ from ._solvers import (
 from ._validate import GameError
 
 __all__ = [
+    "AbstractAdjoint",
+    "ImplicitAdjoint",
+    "UnrolledAdjoint",
+    "fixed_point_map",
     "AbstractKernel",
     "AbstractSolver",
     "ConvergenceWarning",

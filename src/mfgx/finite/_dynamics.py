@@ -64,18 +64,27 @@ def _greedy(temperature):
     return pick
 
 
-def evaluate(game: FiniteGame, policy: Policy, mf):
-    """Q^π and V^π of a policy against a fixed mean-field flow m (no regularisation)."""
+def evaluate(game: FiniteGame, policy: Policy, mf, temperature=None):
+    """Q^π and V^π of a policy against a fixed mean-field flow m.
 
+    With ``temperature=τ`` the value includes the entropy bonus τ·H(π_t(·|x)) at every step (the
+    value of the entropy-regularised game, whose best response is the softmax one).
+    """
     if game.stationary:
-        v = _stationary_value(game, policy[0], mf[0])
+        v = _stationary_value(game, policy[0], mf[0], temperature)
         return _stationary_q(game, mf[0], v)[None], v[None]
 
     def pick(q, t):
-        return (policy[t] * q).sum(-1), policy[t]
+        return (policy[t] * q).sum(-1) + _entropy_bonus(policy[t], temperature), policy[t]
 
     q, v, _ = _backward(game, mf, pick)
     return q, v
+
+
+def _entropy_bonus(pi, temperature):
+    if temperature is None:
+        return 0.0
+    return -temperature * (pi * jnp.log(jnp.where(pi > 0, pi, 1.0))).sum(-1)
 
 
 def propagate(game: FiniteGame, policy: Policy) -> Flow:
@@ -97,24 +106,27 @@ def mean_field_flow(game: FiniteGame, mu: Flow, policy: Policy):
     return game.mean_field_of(mu, policy)
 
 
-def score(game: FiniteGame, policy: Policy):
+def score(game: FiniteGame, policy: Policy, temperature=None):
     """Everything exploitability needs for one policy: flow μ, mean field m, (π*, Q*, V*) and (Q^π, V^π)."""
     mu = propagate(game, policy)
     mf = game.mean_field_of(mu, policy)
-    br, q_star, v_star = best_response(game, mf)
-    q_pi, v_pi = evaluate(game, policy, mf)
+    br, q_star, v_star = best_response(game, mf, temperature)
+    q_pi, v_pi = evaluate(game, policy, mf, temperature)
     weights = mu[0] if game.stationary else game.mu0
     expl = jnp.dot(weights, v_star[0] - v_pi[0])
     return dict(mu=mu, mf=mf, br=br, q_star=q_star, v_star=v_star, q_pi=q_pi, v_pi=v_pi, expl=expl)
 
 
-def exploitability(game: FiniteGame, policy: Policy) -> Float[Array, ""]:
+def exploitability(game: FiniteGame, policy: Policy, temperature=None) -> Float[Array, ""]:
     r"""expl(π) = Σ_x μ₀(x) [max_a Q*_0(x, a) − Σ_a π_0(a|x) Q^π_0(x, a)], with both Q-values
     computed against the mean field induced by π. It is ≥ 0, and 0 exactly at a Nash equilibrium.
     This is mfglib's definition; for an OpenSpiel game of horizon H it equals NashConv with T = H−1.
     For a stationary game the weights are the stationary distribution μ of π instead of μ₀.
+
+    With ``temperature=τ``: the exploitability in the entropy-regularised game (soft best-response
+    value minus the policy's value with entropy bonus), which is 0 at the fixed point of `Softmax(τ)`.
     """
-    return score(game, policy)["expl"]
+    return score(game, policy, temperature)["expl"]
 
 
 def uniform_policy(game: FiniteGame) -> Policy:
@@ -143,9 +155,7 @@ def _stationary_q(game: FiniteGame, m, v):
 
 def _stationary_value(game: FiniteGame, pi, m, temperature=None):
     """Solve V = Σ_a π (r + τ·(−log π)) + γ P^π V (τ = 0 without a temperature)."""
-    r = (pi * game.reward(0, m, game.params)).sum(-1)
-    if temperature is not None:
-        r = r - temperature * (pi * jnp.log(jnp.where(pi > 0, pi, 1.0))).sum(-1)
+    r = (pi * game.reward(0, m, game.params)).sum(-1) + _entropy_bonus(pi, temperature)
 
     def apply(v):
         return v - game.discount * (pi * game.kernel.expect(0, m, game.params, v)).sum(-1)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import warnings
 
 import equinox as eqx
+import equinox.internal as eqxi
 import jax
+import optimistix as optx
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
-from ._dynamics import evaluate, exploitability, propagate
+from ._adjoint import AbstractAdjoint, ImplicitAdjoint
+from ._dynamics import evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame
-from ._solvers import AbstractSolver
+from ._solvers import AbstractSolver, Softmax
 
 
 class ConvergenceWarning(UserWarning):
@@ -28,6 +31,8 @@ class Equilibrium(eqx.Module):
     - `policy`: π[T+1, S, A].
     - `value`: V^π[T+1, S], the population's value against its own flow.
     - `exploitability`: of `policy` (0 at a Nash equilibrium).
+    - `regularised_exploitability`: for `Softmax(τ)` solutions, the exploitability in the
+      τ-entropy-regularised game (0 at its fixed point); equal to `exploitability` otherwise.
     - `steps`, `residual`, `converged`: the solver's iteration count, last residual and whether
       ``residual <= tol`` was reached within ``max_steps``.
     """
@@ -37,6 +42,7 @@ class Equilibrium(eqx.Module):
     policy: Float[Array, "T1 S A"]
     value: Float[Array, "T1 S"]
     exploitability: Float[Array, ""]
+    regularised_exploitability: Float[Array, ""]
     steps: Int[Array, ""]
     residual: Float[Array, ""]
     converged: Bool[Array, ""]
@@ -55,8 +61,9 @@ def _warn_if_not_converged(converged, steps, residual, name):
         )
 
 
-@eqx.filter_jit
-def _solve(game: FiniteGame, solver: AbstractSolver, tol, max_steps, throw: bool):
+def _iterate(game, solver, tol, max_steps, loop_kind, checkpoints=None):
+    """Run ``solver.step`` until residual ≤ tol or max_steps; returns (steps, state, residual)."""
+
     def cond(carry):
         k, _, res = carry
         return (k < max_steps) & (res > tol)
@@ -67,16 +74,50 @@ def _solve(game: FiniteGame, solver: AbstractSolver, tol, max_steps, throw: bool
         return k + 1, state, res
 
     init = (jnp.asarray(0), solver.init(game), jnp.asarray(jnp.inf, game.mu0.dtype))
-    steps, state, residual = lax.while_loop(cond, body, init)
+    if loop_kind == "lax":
+        return lax.while_loop(cond, body, init)
+    return eqxi.while_loop(cond, body, init, max_steps=max_steps, kind="checkpointed", checkpoints=checkpoints)
+
+
+def _primal(inputs):
+    game, solver, tol, max_steps = inputs
+    steps, state, residual = _iterate(game, solver, tol, max_steps, "lax")
+    return solver.mean_field(game, state), (steps, residual, state)
+
+
+def fixed_point_map(game: FiniteGame, solver: AbstractSolver, mf):
+    """Φ(m) = m(propagate(respond(m))): the map whose fixed point is the solver's equilibrium."""
+    pi = solver.respond(game, mf)
+    return game.mean_field_of(propagate(game, pi), pi)
+
+
+def _rewrite(root, _, inputs):
+    game, solver = inputs[:2]
+    return fixed_point_map(game, solver, root) - root
+
+
+@eqx.filter_jit
+def _solve(game: FiniteGame, solver: AbstractSolver, tol, max_steps: int, throw: bool, adjoint):
+    if isinstance(adjoint, ImplicitAdjoint):
+        inputs = (game, solver, tol, max_steps)
+        size = game.mean_field_of(jnp.zeros((game.horizon + 1, game.n_states)), uniform_policy(game)).size
+        mf, (steps, residual, state) = optx.internal.implicit_jvp(
+            _primal, _rewrite, inputs, frozenset(), adjoint.solver_for(size)
+        )
+        policy = solver.solution_policy(game, mf, state)
+    else:
+        steps, state, residual = _iterate(game, solver, tol, max_steps, "checkpointed", adjoint.checkpoints)
+        policy = solver.policy(game, state)
     converged = residual <= tol
-    policy = solver.policy(game, state)
     mu = propagate(game, policy)
     mf = game.mean_field_of(mu, policy)
     _, value = evaluate(game, policy, mf)
-    expl = exploitability(game, policy)
+    expl = exploitability(game, lax.stop_gradient(policy))
+    tau = solver.temperature if isinstance(solver, Softmax) else None
+    reg_expl = expl if tau is None else exploitability(game, lax.stop_gradient(policy), tau)
     if throw:
         mu = eqx.error_if(mu, ~converged, f"{type(solver).__name__} did not converge (residual > tol)")
-    return Equilibrium(mu, mf, policy, value, expl, steps, residual, converged)
+    return Equilibrium(mu, mf, policy, value, expl, reg_expl, steps, residual, converged)
 
 
 def solve(
@@ -86,6 +127,7 @@ def solve(
     tol: float = 1e-8,
     max_steps: int = 1000,
     throw: bool = False,
+    adjoint: AbstractAdjoint = ImplicitAdjoint(),
 ) -> Equilibrium:
     """Solve a mean-field game.
 
@@ -94,6 +136,10 @@ def solve(
     `ConvergenceWarning` is issued, or an error is raised when ``throw=True``.
 
     Jit-compiled; `jax.vmap` it over games that differ in arrays only (e.g. ``game.with_params``).
+    Differentiable in the game's arrays (θ, μ₀ excepted under the implicit adjoint): by the implicit
+    function theorem at the equilibrium (``adjoint=ImplicitAdjoint()``, the default) or through the
+    iterations (``adjoint=UnrolledAdjoint()``). See `ImplicitAdjoint` for what exact best
+    responses contribute.
     """
     if not isinstance(game, FiniteGame):
         raise TypeError(f"solve expects a FiniteGame, got {type(game).__name__}")
@@ -103,10 +149,12 @@ def solve(
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     if isinstance(tol, (int, float)) and not tol >= 0:
         raise ValueError(f"tol must be non-negative, got {tol!r}")
-    eq = _solve(game, solver, tol, max_steps, throw)
+    if not isinstance(adjoint, AbstractAdjoint):
+        raise TypeError(f"adjoint must be ImplicitAdjoint() or UnrolledAdjoint(), got {adjoint!r}")
+    eq = _solve(game, solver, jnp.asarray(tol, game.mu0.dtype), max_steps, throw, adjoint)
     if not throw:
         report = (eq.converged, eq.steps, eq.residual, type(solver).__name__)
-        if isinstance(eq.converged, jax.core.Tracer):  # under the user's jit/vmap: warn at run time
+        if any(isinstance(x, jax.core.Tracer) for x in report[:3]):  # under jit/vmap/grad: warn at run time
             jax.debug.callback(_warn_if_not_converged, *report)
         else:
             _warn_if_not_converged(*report)

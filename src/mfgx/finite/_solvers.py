@@ -17,14 +17,31 @@ from ._game import FiniteGame
 
 
 class AbstractSolver(eqx.Module):
+    """A solver iterates ``step`` from ``init``; its solution is a fixed point m* = Φ(m*) of
+    Φ(m) = m(propagate(respond(m))), which is what the implicit adjoint differentiates."""
+
     def init(self, game: FiniteGame):
         raise NotImplementedError
 
     def step(self, game: FiniteGame, state):
         raise NotImplementedError
 
-    def policy(self, game: FiniteGame, state):
+    def mean_field(self, game: FiniteGame, state):
+        """The mean-field flow m of a solver state."""
         raise NotImplementedError
+
+    def policy(self, game: FiniteGame, state):
+        """The policy of a solver state."""
+        raise NotImplementedError
+
+    def respond(self, game: FiniteGame, mf):
+        """The best response that defines the solver's equilibrium map Φ (exact by default)."""
+        return best_response(game, mf)[0]
+
+    def solution_policy(self, game: FiniteGame, mf, state):
+        """The policy reported at the solution, as a function of the (differentiable) root m*.
+        Policy-space solvers return their iterate, which carries no gradient."""
+        return jax.lax.stop_gradient(self.policy(game, state))
 
 
 def _check_unit_interval(name, value, upper_open=True):
@@ -40,21 +57,24 @@ def _check_positive(name, value):
 class _FlowFixedPoint(AbstractSolver):
     """Damped Picard on the mean-field flow: m ← (1 − λ) Φ(m) + λ m, Φ(m) = m(BR(m))."""
 
-    def _br(self, game, mf):
-        raise NotImplementedError
-
     def init(self, game):
         pi = uniform_policy(game)
         return game.mean_field_of(propagate(game, pi), pi)
 
     def step(self, game, mf):
-        pi = self._br(game, mf)
+        pi = self.respond(game, mf)
         new = game.mean_field_of(propagate(game, pi), pi)
         residual = jnp.max(jnp.abs(new - mf))
         return (1 - self.damping) * new + self.damping * mf, residual
 
+    def mean_field(self, game, mf):
+        return mf
+
     def policy(self, game, mf):
-        return self._br(game, mf)
+        return self.respond(game, mf)
+
+    def solution_policy(self, game, mf, state):
+        return self.respond(game, mf)
 
 
 class FixedPoint(_FlowFixedPoint):
@@ -69,10 +89,6 @@ class FixedPoint(_FlowFixedPoint):
 
     def __check_init__(self):
         _check_unit_interval("damping", self.damping)
-
-    def _br(self, game, mf):
-        return best_response(game, mf)[0]
-
 
 class Softmax(_FlowFixedPoint):
     r"""Damped fixed point with the softmax (entropy-regularised, Boltzmann) best response.
@@ -89,7 +105,7 @@ class Softmax(_FlowFixedPoint):
         _check_positive("temperature", self.temperature)
         _check_unit_interval("damping", self.damping)
 
-    def _br(self, game, mf):
+    def respond(self, game, mf):
         return best_response(game, mf, self.temperature)[0]
 
 
@@ -103,6 +119,9 @@ class _PolicySolver(AbstractSolver):
 
     def policy(self, game, state):
         return state["pi"]
+
+    def mean_field(self, game, state):
+        return state["mf"]
 
     def step(self, game, state):
         pi = self._update(game, state)

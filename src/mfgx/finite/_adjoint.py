@@ -1,0 +1,47 @@
+"""How `solve` differentiates: through the equilibrium (implicit function theorem) or through the loop."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import lineax as lx
+
+# Systems with at most this many unknowns (T+1)·S are solved by dense LU; larger ones by GMRES.
+DENSE_ADJOINT_LIMIT = 400
+
+
+class AbstractAdjoint(eqx.Module):
+    pass
+
+
+class ImplicitAdjoint(AbstractAdjoint):
+    r"""Differentiate the equilibrium by the implicit function theorem (the default).
+
+    At the fixed point m* = Φ_θ(m*) of the solver's best-response map, for a loss L,
+
+        (I − ∂Φ/∂m)ᵀ w = ∂L/∂m*,     ∂L/∂θ = (∂Φ/∂θ)ᵀ w,
+
+    solved matrix-free (JVPs and VJPs of Φ, never the Jacobian) by ``linear_solver``: GMRES by
+    default, dense LU when the flow has at most `DENSE_ADJOINT_LIMIT` entries. A solve that does not
+    converge raises an error instead of returning a wrong gradient. Cost: about one Krylov solve of
+    VJPs of Φ, independent of the number of forward iterations.
+
+    Φ is smooth for `Softmax`; for exact (argmax) best responses ∂Φ/∂m and ∂Φ/∂θ miss the control
+    channel (the argmax is piecewise constant), so gradients flow only through the explicit
+    dependence of transitions and rewards on m and θ.
+    """
+
+    linear_solver: lx.AbstractLinearSolver | None = None
+
+    def solver_for(self, size: int) -> lx.AbstractLinearSolver:
+        if self.linear_solver is not None:
+            return self.linear_solver
+        if size <= DENSE_ADJOINT_LIMIT:
+            return lx.LU()
+        return lx.GMRES(rtol=1e-10, atol=1e-12, restart=40, max_steps=20 * size)
+
+
+class UnrolledAdjoint(AbstractAdjoint):
+    """Differentiate through every solver iteration (checkpointed reverse mode). For comparison and
+    for solutions that are not fixed points; memory grows with log(max_steps)·checkpoints."""
+
+    checkpoints: int | None = eqx.field(static=True, default=None)
