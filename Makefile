@@ -1,0 +1,52 @@
+# mfgx developer tasks. Every target that runs code first makes sure .venv is installed:
+# it is created with $(PYTHON) when .venv/bin/python is missing, and (re)installed when
+# pyproject.toml is newer than the stamp .venv/.installed. After that, no network is needed.
+#
+#   make demo        solve a few games, write plots and a report to outputs/demo
+#   make test        the test suite (fast tests; ARGS="-k name" passes options to pytest)
+#   make test-slow   the slow tests only
+#   make bench       benchmarks (benchmarks/run.py)
+#   make clean       remove outputs and caches (distclean: also .venv)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test test-slow bench clean distclean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+venv:
+	@if [ ! -x $(BIN)/python ]; then \
+		echo "creating $(VENV) with $(PYTHON)"; \
+		$(PYTHON) -m venv $(VENV) && rm -f $(STAMP); \
+	fi
+	@if [ ! -f $(STAMP) ] || [ pyproject.toml -nt $(STAMP) ]; then \
+		echo "installing mfgx and its dependencies into $(VENV) (a few minutes the first time)"; \
+		$(BIN)/pip install -q --upgrade pip && \
+		$(BIN)/pip install -q -e '.[test]' && \
+		touch $(STAMP); \
+	fi
+
+demo: venv
+	$(BIN)/mfgx demo $(ARGS)
+
+test: venv
+	$(BIN)/python -m pytest $(ARGS)
+
+test-slow: venv
+	$(BIN)/python -m pytest -m slow $(ARGS)
+
+bench: venv
+	$(BIN)/python benchmarks/run.py $(ARGS)
+
+clean:
+	rm -rf outputs build dist src/*.egg-info .pytest_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
