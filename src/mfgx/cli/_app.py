@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import dataclasses
 import inspect
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -148,46 +146,10 @@ def _init(solver, game):
     return solver.init(game)
 
 
-@eqx.filter_jit
-def _equilibrium_fields(solver, game, state, steps, residual, tol) -> dict[str, Any]:
-    """The quantities `mfgx.solve` reports, computed from the loop's final state."""
-    policy = solver.policy(game, state)
-    flow = mfgx.propagate(game, policy)
-    mf = game.mean_field_of(flow, policy)
-    _, value = mfgx.evaluate(game, policy, mf)
-    expl = mfgx.exploitability(game, policy)
-    out = dict(
-        flow=flow,
-        mean_field=mf,
-        policy=policy,
-        value=value,
-        exploitability=expl,
-        steps=steps,
-        residual=residual,
-        converged=residual <= tol,
-    )
-    if "regularised_exploitability" in _EQ_FIELDS:
-        tau = solver.temperature if isinstance(solver, mfgx.Softmax) else None
-        out["regularised_exploitability"] = expl if tau is None else mfgx.exploitability(game, policy, tau)
-    return out
-
-
-_EQ_FIELDS = tuple(f.name for f in dataclasses.fields(mfgx.Equilibrium))
-_KNOWN_FIELDS = {
-    "flow", "mean_field", "policy", "value", "exploitability", "regularised_exploitability",
-    "steps", "residual", "converged",
-}  # fmt: skip
-
-
 def _equilibrium(solver, game, state, steps: int, residual, tol) -> mfgx.Equilibrium:
     """`mfgx.Equilibrium` of the loop's final state, equal to what `mfgx.solve` returns after the
-    same number of steps. Should `Equilibrium` gain fields this module does not know, it falls
-    back to re-running `mfgx.solve` for that many steps (same result, twice the work)."""
-    if set(_EQ_FIELDS) <= _KNOWN_FIELDS:
-        return mfgx.Equilibrium(**_equilibrium_fields(solver, game, state, jnp.asarray(steps), residual, tol))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", mfgx.ConvergenceWarning)
-        return mfgx.solve(game, solver, tol=tol, max_steps=max(steps, 1))
+    same number of steps."""
+    return mfgx.equilibrium_from_state(game, solver, state, steps, residual, tol)
 
 
 @dataclass

@@ -4,7 +4,14 @@ from ._adjoint import AbstractAdjoint, ImplicitAdjoint, UnrolledAdjoint
 from ._dynamics import best_response, evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame, rate_game
 from ._kernels import AbstractKernel, DenseKernel, NeighbourKernel, RateKernel
-from ._solve import ConvergenceWarning, Equilibrium, fixed_point_map, solve
+from ._solve import (
+    ConvergenceWarning,
+    Equilibrium,
+    NonSmoothWarning,
+    equilibrium_from_state,
+    fixed_point_map,
+    solve,
+)
 from ._solvers import (
     AbstractSolver,
     FictitiousPlay,
@@ -23,8 +30,10 @@ __all__ = [
     "AbstractKernel",
     "AbstractSolver",
     "ConvergenceWarning",
+    "NonSmoothWarning",
     "DenseKernel",
     "Equilibrium",
+    "equilibrium_from_state",
     "FictitiousPlay",
     "FiniteGame",
     "FixedPoint",

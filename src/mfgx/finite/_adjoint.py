@@ -41,7 +41,5 @@ class ImplicitAdjoint(AbstractAdjoint):
 
 
 class UnrolledAdjoint(AbstractAdjoint):
-    """Differentiate through every solver iteration (checkpointed reverse mode). For comparison and
-    for solutions that are not fixed points; memory grows with log(max_steps)·checkpoints."""
-
-    checkpoints: int | None = eqx.field(static=True, default=None)
+    """Differentiate through every solver iteration (reverse mode through the loop). For comparison
+    and for solutions that are not fixed points; memory grows with the number of iterations run."""

@@ -19,17 +19,22 @@ def rewards(game: FiniteGame, mf) -> Float[Array, "T1 S A"]:
     return jax.vmap(game.reward, in_axes=(0, 0, None))(game.times(), mf, game.params)
 
 
-def _backward(game: FiniteGame, mf, pick):
-    """Q_t = r_t + E[V_{t+1} | x, a] from t = T down to 0, with (V_t, π_t) = pick(Q_t, t)."""
+def _backward(game: FiniteGame, mf, pick, extra=None):
+    """Q_t = r_t + E[V_{t+1} | x, a] from t = T down to 0, with (V_t, π_t) = pick(Q_t, extra_t).
+
+    Per-time arrays travel as the scan's inputs (not indexed by t from the closure): cheaper, and
+    the only form whose reverse-mode transpose JAX handles inside checkpointed loops.
+    """
     r = rewards(game, mf)
 
-    def step(v_next, t):
-        q = r[t] + game.kernel.expect(t, mf[t], game.params, v_next)
-        v, pi = pick(q, t)
+    def step(v_next, xs):
+        t, r_t, m_t, e_t = xs
+        q = r_t + game.kernel.expect(t, m_t, game.params, v_next)
+        v, pi = pick(q, e_t)
         return v, (q, v, pi)
 
     v_end = jnp.zeros(game.n_states, r.dtype)
-    _, (q, v, pi) = lax.scan(step, v_end, game.times(), reverse=True)
+    _, (q, v, pi) = lax.scan(step, v_end, (game.times(), r, mf, extra), reverse=True)
     return q, v, pi
 
 
@@ -53,11 +58,11 @@ def _greedy(temperature):
     """(V, π) from Q: max and one-hot argmax, or τ·logsumexp(Q/τ) and softmax(Q/τ)."""
     if temperature is None:
 
-        def pick(q, t=None):
+        def pick(q, _=None):
             return q.max(-1), jax.nn.one_hot(jnp.argmax(q, -1), q.shape[-1], dtype=q.dtype)
     else:
 
-        def pick(q, t=None):
+        def pick(q, _=None):
             z = q / temperature
             return temperature * jax.nn.logsumexp(z, -1), jax.nn.softmax(z, -1)
 
@@ -74,10 +79,10 @@ def evaluate(game: FiniteGame, policy: Policy, mf, temperature=None):
         v = _stationary_value(game, policy[0], mf[0], temperature)
         return _stationary_q(game, mf[0], v)[None], v[None]
 
-    def pick(q, t):
-        return (policy[t] * q).sum(-1) + _entropy_bonus(policy[t], temperature), policy[t]
+    def pick(q, pi_t):
+        return (pi_t * q).sum(-1) + _entropy_bonus(pi_t, temperature), None
 
-    q, v, _ = _backward(game, mf, pick)
+    q, v, _ = _backward(game, mf, pick, policy)
     return q, v
 
 
@@ -93,12 +98,13 @@ def propagate(game: FiniteGame, policy: Policy) -> Flow:
     if game.stationary:
         return _stationary_distribution(game, policy[0])[None]
 
-    def step(mu, t):
-        joint = mu[:, None] * policy[t]
-        mu_next = game.kernel.push(t, game.mean_field_of(mu, policy[t]), game.params, joint)
+    def step(mu, xs):
+        t, pi_t = xs
+        joint = mu[:, None] * pi_t
+        mu_next = game.kernel.push(t, game.mean_field_of(mu, pi_t), game.params, joint)
         return mu_next, mu_next
 
-    _, rest = lax.scan(step, game.mu0, jnp.arange(game.horizon))
+    _, rest = lax.scan(step, game.mu0, (jnp.arange(game.horizon), policy[:-1]))
     return jnp.concatenate([game.mu0[None], rest], axis=0)
 
 

@@ -23,6 +23,10 @@ class ConvergenceWarning(UserWarning):
     """A solver stopped at ``max_steps`` before its residual reached ``tol``."""
 
 
+class NonSmoothWarning(UserWarning):
+    """A derivative was taken through an exact (argmax) best response."""
+
+
 class Equilibrium(eqx.Module):
     """The result of `mfgx.solve`.
 
@@ -61,7 +65,7 @@ def _warn_if_not_converged(converged, steps, residual, name):
         )
 
 
-def _iterate(game, solver, tol, max_steps, loop_kind, checkpoints=None):
+def _iterate(game, solver, tol, max_steps, loop_kind):
     """Run ``solver.step`` until residual ≤ tol or max_steps; returns (steps, state, residual)."""
 
     def cond(carry):
@@ -76,7 +80,9 @@ def _iterate(game, solver, tol, max_steps, loop_kind, checkpoints=None):
     init = (jnp.asarray(0), solver.init(game), jnp.asarray(jnp.inf, game.mu0.dtype))
     if loop_kind == "lax":
         return lax.while_loop(cond, body, init)
-    return eqxi.while_loop(cond, body, init, max_steps=max_steps, kind="checkpointed", checkpoints=checkpoints)
+    # "bounded" (nested scans) rather than "checkpointed": with jax 0.10.2 the checkpointed loop's
+    # transpose fails on policy-space solver states ("Expected cotangent type ...").
+    return eqxi.while_loop(cond, body, init, max_steps=max_steps, kind="bounded")
 
 
 def _primal(inputs):
@@ -93,6 +99,15 @@ def fixed_point_map(game: FiniteGame, solver: AbstractSolver, mf):
 
 def _rewrite(root, _, inputs):
     game, solver = inputs[:2]
+    if not isinstance(solver, Softmax):  # traced only when a derivative is taken
+        warnings.warn(
+            f"differentiating a {type(solver).__name__} equilibrium: its exact best response is "
+            "piecewise constant, so gradients miss the control channel and flow only through the "
+            "explicit dependence of transitions and rewards on m and θ. Use mfgx.Softmax(τ) for "
+            "gradients through the agents' response.",
+            NonSmoothWarning,
+            stacklevel=2,
+        )
     return fixed_point_map(game, solver, root) - root
 
 
@@ -106,18 +121,31 @@ def _solve(game: FiniteGame, solver: AbstractSolver, tol, max_steps: int, throw:
         )
         policy = solver.solution_policy(game, mf, state)
     else:
-        steps, state, residual = _iterate(game, solver, tol, max_steps, "checkpointed", adjoint.checkpoints)
+        steps, state, residual = _iterate(game, solver, tol, max_steps, "unrolled")
         policy = solver.policy(game, state)
-    converged = residual <= tol
+    eq = _finalise(game, solver, policy, steps, residual, tol)
+    if throw:
+        flow = eqx.error_if(eq.flow, ~eq.converged, f"{type(solver).__name__} did not converge (residual > tol)")
+        eq = eqx.tree_at(lambda e: e.flow, eq, flow)
+    return eq
+
+
+def _finalise(game, solver, policy, steps, residual, tol) -> Equilibrium:
     mu = propagate(game, policy)
     mf = game.mean_field_of(mu, policy)
     _, value = evaluate(game, policy, mf)
     expl = exploitability(game, lax.stop_gradient(policy))
     tau = solver.temperature if isinstance(solver, Softmax) else None
     reg_expl = expl if tau is None else exploitability(game, lax.stop_gradient(policy), tau)
-    if throw:
-        mu = eqx.error_if(mu, ~converged, f"{type(solver).__name__} did not converge (residual > tol)")
-    return Equilibrium(mu, mf, policy, value, expl, reg_expl, steps, residual, converged)
+    return Equilibrium(mu, mf, policy, value, expl, reg_expl, jnp.asarray(steps), residual, residual <= tol)
+
+
+@eqx.filter_jit
+def equilibrium_from_state(game: FiniteGame, solver: AbstractSolver, state, steps, residual, tol) -> Equilibrium:
+    """The `Equilibrium` of a solver state, exactly as `solve` reports it after ``steps`` steps.
+
+    For loops run step by step outside `solve` (progress displays, custom stopping rules)."""
+    return _finalise(game, solver, solver.policy(game, state), steps, residual, tol)
 
 
 def solve(
