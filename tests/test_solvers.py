@@ -225,12 +225,6 @@ def test_state_action_equilibrium(sa_game):
     assert_on_simplex(eq.flow)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: under jax.vmap the debug callback is unrolled per batch element, so one "
-    "'1 of 1 game(s)' warning is issued per game instead of one aggregated 'k of n' warning "
-    "(and compile time grows linearly with the batch size)",
-)
 def test_vmap_non_convergence_warns_once_aggregated(congestion):
     costs = jnp.asarray(np.random.default_rng(1).uniform(0.5, 3.0, size=(4, 2)))
     with warnings.catch_warnings(record=True) as caught:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -10,7 +12,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
 from ._kernels import AbstractKernel, DenseKernel, RateKernel
-from ._validate import validate_game
+from ._validate import GameError, validate_game
 
 MeanField = Literal["state", "state_action"]
 
@@ -71,17 +73,17 @@ class FiniteGame(eqx.Module):
         self.reward = reward
         if discount is not None:
             if horizon is not None:
-                raise ValueError("a discounted game is stationary: pass horizon=None with discount=γ")
+                raise GameError("a discounted game is stationary: pass horizon=None with discount=γ")
             if not 0 < discount < 1:
-                raise ValueError(f"discount must be in (0, 1), got {discount!r}")
+                raise GameError(f"discount must be in (0, 1), got {discount!r}")
             horizon = 0
-        elif isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
-            raise ValueError(f"horizon must be a non-negative int (or None with discount=γ), got {horizon!r}")
+        else:
+            horizon = _as_count(horizon, "horizon", minimum=0, hint=" (or None with discount=γ)")
         self.horizon = horizon
         self.discount = None if discount is None else float(discount)
         self.params = params
         if mean_field not in ("state", "state_action"):
-            raise ValueError(f"mean_field must be 'state' or 'state_action', got {mean_field!r}")
+            raise GameError(f"mean_field must be 'state' or 'state_action', got {mean_field!r}")
         self.mean_field = mean_field
         if n_actions is None:
             n_actions = _infer_n_actions(self)
@@ -110,18 +112,32 @@ class FiniteGame(eqx.Module):
         return mu if self.mean_field == "state" else mu[..., None] * policy
 
 
+def _as_count(value, name: str, minimum: int, hint: str = "") -> int:
+    """An integer ≥ minimum (Python or NumPy int; bools rejected), else `GameError`."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        n = operator.index(value)
+    except TypeError:
+        n = None
+    if n is None or n < minimum:
+        kind = "a non-negative int" if minimum == 0 else "a positive int" if minimum == 1 else f"an int ≥ {minimum}"
+        raise GameError(f"{name} must be {kind}{hint}, got {value!r}")
+    return n
+
+
 def _infer_n_actions(game: FiniteGame) -> int:
     mu0 = game.mu0
     if mu0.ndim != 1:
-        raise ValueError(f"mu0 must be a vector of shape [S], got shape {mu0.shape}")
+        raise GameError(f"mu0 must be a vector of shape [S], got shape {mu0.shape}")
     if game.mean_field == "state":
         r = game.reward(0, mu0, game.params)
     else:
         # The joint mean field needs A: read it from the kernel's dense form on a state mean field.
-        raise ValueError("pass n_actions=... for games with mean_field='state_action'")
+        raise GameError("pass n_actions=... for games with mean_field='state_action'")
     r = jnp.asarray(r)
     if r.ndim != 2:
-        raise ValueError(f"reward(t, m, θ) must return shape [S, A], got shape {r.shape}")
+        raise GameError(f"reward(t, m, θ) must return shape [S, A], got shape {r.shape}")
     return r.shape[1]
 
 
@@ -149,10 +165,9 @@ def rate_game(
     `FiniteGame` with T = N, r_n = −Δt f for n < N, r_N = −g; the value is V = −u (u the cost-to-go
     of the HJB u_n = min_a [Δt f + P_n u_{n+1}]). Functions receive physical time t_n = nΔt.
     """
-    if not (isinstance(n_steps, int) and n_steps >= 1):
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    n_steps = _as_count(n_steps, "n_steps", minimum=1)
     if not dt > 0:
-        raise ValueError(f"dt must be positive, got {dt!r}")
+        raise GameError(f"dt must be positive, got {dt!r}")
 
     def kernel_rates(n, m, p):
         return rates(n * dt, m, p)

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
+from ._validate import GameError
+
 
 class AbstractKernel(eqx.Module):
     """Interface of a transition kernel P_t(x′ | x, a; m_t, θ)."""
@@ -68,7 +70,7 @@ class RateKernel(AbstractKernel):
 
     def __check_init__(self):
         if self.scheme not in ("euler", "expm", "implicit"):
-            raise ValueError(f"unknown scheme {self.scheme!r}: use 'euler', 'expm' or 'implicit'")
+            raise GameError(f"unknown scheme {self.scheme!r}: use 'euler', 'expm' or 'implicit'")
 
     def generator(self, t, m, params) -> Float[Array, "S A S"]:
         return _generator(self.rates(t, m, params))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import equinox as eqx
@@ -180,10 +181,23 @@ def solve(
     if not isinstance(adjoint, AbstractAdjoint):
         raise TypeError(f"adjoint must be ImplicitAdjoint() or UnrolledAdjoint(), got {adjoint!r}")
     eq = _solve(game, solver, jnp.asarray(tol, game.mu0.dtype), max_steps, throw, adjoint)
-    if not throw:
-        report = (eq.converged, eq.steps, eq.residual, type(solver).__name__)
-        if any(isinstance(x, jax.core.Tracer) for x in report[:3]):  # under jit/vmap/grad: warn at run time
-            jax.debug.callback(_warn_if_not_converged, *report)
-        else:
-            _warn_if_not_converged(*report)
-    return eq
+    if throw:
+        return eq
+    report = (eq.converged, eq.steps, eq.residual)
+    if not any(isinstance(x, jax.core.Tracer) for x in report):
+        _warn_if_not_converged(*report, type(solver).__name__)
+        return eq
+    # Under the caller's jit/vmap/grad: warn when the values exist, once for a whole vmapped batch.
+    # The callback's zero output is threaded into the flow so that it is never dead code.
+    zero = jax.pure_callback(
+        functools.partial(_warn_callback, name=type(solver).__name__),
+        jax.ShapeDtypeStruct(eq.residual.shape, eq.residual.dtype),
+        *map(lax.stop_gradient, report),
+        vmap_method="broadcast_all",
+    )
+    return eqx.tree_at(lambda e: e.flow, eq, eq.flow + lax.stop_gradient(zero)[..., None, None])
+
+
+def _warn_callback(converged, steps, residual, *, name):
+    _warn_if_not_converged(converged, steps, residual, name)
+    return np.zeros(np.shape(residual), np.asarray(residual).dtype)
