@@ -66,7 +66,7 @@ def test_mu0_not_summing_to_one():
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_mu0_not_finite(bad):
-    with pytest.raises(mfgx.GameError, match=r"mu0 contains NaN or inf at index \(0,\)"):
+    with pytest.raises(mfgx.GameError, match=r"mu0 is not finite at index \(0,\)"):
         build(mu0=(bad, 0.5))
 
 
@@ -288,3 +288,17 @@ def test_solve_rejects_non_solver():
 def test_solve_bad_loop_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         mfgx.solve(build(), mfgx.FixedPoint(), **kw)
+
+
+def test_policy_validation_at_the_boundary():
+    game = mfgx.games.left_right()
+    pi = np.asarray(mfgx.uniform_policy(game))
+    with pytest.raises(mfgx.GameError, match=r"policy must have shape \(2, 3, 2\)"):
+        mfgx.exploitability(game, pi[:1])
+    bad = pi.copy()
+    bad[1, 2] = [0.7, 0.7]
+    with pytest.raises(mfgx.GameError, match=re.escape("policy is not stochastic: row index (1, 2) sums to 1.4")):
+        mfgx.propagate(game, bad)
+    bad[1, 2] = [1.5, -0.5]
+    with pytest.raises(mfgx.GameError, match="policy has negative probability"):
+        mfgx.exploitability(game, bad)

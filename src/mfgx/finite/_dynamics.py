@@ -9,6 +9,7 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from ._game import FiniteGame
+from ._validate import check_distribution
 
 Flow = Float[Array, "T1 S"]
 Policy = Float[Array, "T1 S A"]
@@ -75,6 +76,7 @@ def evaluate(game: FiniteGame, policy: Policy, mf, temperature=None):
     With ``temperature=τ`` the value includes the entropy bonus τ·H(π_t(·|x)) at every step (the
     value of the entropy-regularised game, whose best response is the softmax one).
     """
+    _check_policy(game, policy)
     if game.stationary:
         v = _stationary_value(game, policy[0], mf[0], temperature)
         return _stationary_q(game, mf[0], v)[None], v[None]
@@ -95,6 +97,7 @@ def _entropy_bonus(pi, temperature):
 def propagate(game: FiniteGame, policy: Policy) -> Flow:
     """The population flow μ[T+1, S] of a policy, with the kernel at each t evaluated on m_t.
     For a stationary game: the stationary distribution μ[1, S] of the policy."""
+    _check_policy(game, policy)
     if game.stationary:
         return _stationary_distribution(game, policy[0])[None]
 
@@ -133,6 +136,11 @@ def exploitability(game: FiniteGame, policy: Policy, temperature=None) -> Float[
     value minus the policy's value with entropy bonus), which is 0 at the fixed point of `Softmax(τ)`.
     """
     return score(game, policy, temperature)["expl"]
+
+
+def _check_policy(game: FiniteGame, policy) -> None:
+    """At the boundary (eager calls only): π must be [T+1, S, A] with rows on the simplex."""
+    check_distribution(policy, "policy", (game.horizon + 1, game.n_states, game.n_actions))
 
 
 def uniform_policy(game: FiniteGame) -> Policy:

@@ -17,25 +17,29 @@ def _is_traced(tree) -> bool:
 
 
 def check_distribution(p, name: str, shape=None) -> None:
-    """Raise `GameError` unless ``p`` is a finite, non-negative vector summing to one."""
+    """Raise `GameError` unless ``p`` is finite, non-negative and sums to one over its last axis."""
     if _is_traced(p):
         return
     a = np.asarray(p)
     if shape is not None and a.shape != tuple(shape):
         raise GameError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
+    _check_probabilities(a, name, "index", "index")
+
+
+def _check_probabilities(a, what: str, where: str, row_where: str) -> None:
+    """``a[..., k]``: finite, ≥ 0 and summing to one over k; errors name ``what`` and the index."""
     if not np.all(np.isfinite(a)):
-        raise GameError(f"{name} contains NaN or inf at index {_first(~np.isfinite(a))}")
+        raise GameError(f"{what} is not finite at {where} {_first(~np.isfinite(a))}")
     if np.any(a < -SIMPLEX_TOL):
         i = _first(a < -SIMPLEX_TOL)
-        raise GameError(f"{name} has negative probability {a[i]:.3g} at index {i}")
-    s = a.sum(-1)
-    if np.any(np.abs(s - 1) > SIMPLEX_TOL):
-        i = _first(np.abs(s - 1) > SIMPLEX_TOL)
-        raise GameError(f"{name} must sum to 1 over its last axis; the sum is {np.ravel(s)[0] if s.ndim == 0 else s[i]:.8g} at index {i}")
-
-
-def check_policy(policy, n_times: int, n_states: int, n_actions: int, name="policy") -> None:
-    check_distribution(policy, name, (n_times, n_states, n_actions))
+        raise GameError(f"{what} has negative probability {a[i]:.3g} at {where} {i}")
+    rows = a.sum(-1)
+    bad = np.abs(rows - 1) > SIMPLEX_TOL
+    if np.any(bad):
+        if a.ndim == 1:
+            raise GameError(f"{what} must sum to 1, but sums to {float(rows):.8g}")
+        i = _first(bad)
+        raise GameError(f"{what} is not stochastic: row {row_where} {i} sums to {rows[i]:.8g}, not 1")
 
 
 def _first(mask) -> tuple:
@@ -72,17 +76,7 @@ def validate_game(game) -> None:
             continue  # a custom kernel without a dense form: nothing to probe
         if P.shape != (S, A, S):
             raise GameError(f"transition(t={t}) must have shape [S, A, S] = {(S, A, S)}, got {P.shape}")
-        if not np.all(np.isfinite(P)):
-            raise GameError(f"transition(t={t}) is not finite at (x, a, x') = {_first(~np.isfinite(P))}")
-        if np.any(P < -SIMPLEX_TOL):
-            i = _first(P < -SIMPLEX_TOL)
-            raise GameError(f"transition(t={t}) has negative probability {P[i]:.3g} at (x, a, x') = {i}")
-        rows = P.sum(-1)
-        if np.any(np.abs(rows - 1) > SIMPLEX_TOL):
-            i = _first(np.abs(rows - 1) > SIMPLEX_TOL)
-            raise GameError(
-                f"transition(t={t}) is not stochastic: row (x, a) = {i} sums to {rows[i]:.8g}, not 1"
-            )
+        _check_probabilities(P, f"transition(t={t})", "(x, a, x') =", "(x, a) =")
 
 
 def _check_rates(kernel, t, m, params, S, A) -> None:
@@ -114,13 +108,4 @@ def _check_neighbours(kernel, t, m, params, S, A) -> None:
     if np.any((dest < 0) | (dest >= S)):
         i = _first((dest < 0) | (dest >= S))
         raise GameError(f"NeighbourKernel.dest[{i}] = {dest[i]} is not a state index in [0, {S})")
-    w = np.asarray(kernel._w(t, m, params))
-    if not np.all(np.isfinite(w)):
-        raise GameError(f"NeighbourKernel weights (t={t}) are not finite at (x, a, k) = {_first(~np.isfinite(w))}")
-    if np.any(w < -SIMPLEX_TOL):
-        i = _first(w < -SIMPLEX_TOL)
-        raise GameError(f"NeighbourKernel weights (t={t}) have a negative probability {w[i]:.3g} at (x, a, k) = {i}")
-    rows = w.sum(-1)
-    if np.any(np.abs(rows - 1) > SIMPLEX_TOL):
-        i = _first(np.abs(rows - 1) > SIMPLEX_TOL)
-        raise GameError(f"NeighbourKernel weights (t={t}) are not stochastic: (x, a) = {i} sums to {rows[i]:.8g}, not 1")
+    _check_probabilities(np.asarray(kernel._w(t, m, params)), f"NeighbourKernel weights (t={t})", "(x, a, k) =", "(x, a) =")
