@@ -52,3 +52,38 @@ def test_gradient_through_exact_best_response_warns():
         warnings.simplefilter("always")
         jax.grad(lambda c: loss(c, solver=mfgx.MirrorDescent(1.0)))(COSTS)
     assert any(issubclass(w.category, mfgx.NonSmoothWarning) for w in caught)
+
+
+# Time-dependent parameter paths of the calibration paper's rate games (θ has one value per grid point).
+N_POINTS = 12
+RATE_GAMES = {
+    "sir": (mfgx.games.sir(T=20.0, n_points=N_POINTS), {"beta": jnp.full(N_POINTS, 0.4), "gamma": jnp.full(N_POINTS, 0.125)}, 1),
+    "cybersecurity": (mfgx.games.cybersecurity(T=5.0, n_points=N_POINTS), tuple(jnp.full(N_POINTS, b) for b in mfgx.games.CYBER_BASE), 2),
+    "cybersecurity-expm": (mfgx.games.cybersecurity(n_points=N_POINTS, scheme="expm"), tuple(jnp.full(N_POINTS, b) for b in mfgx.games.CYBER_BASE), 2),
+}
+
+
+@pytest.mark.parametrize(
+    "name", ["sir", "cybersecurity", pytest.param("cybersecurity-expm", marks=pytest.mark.slow)]
+)
+def test_rate_game_path_gradients(name):
+    game, theta, component = RATE_GAMES[name]
+    solver = mfgx.Softmax(0.02, 0.3)
+
+    def path_loss(th, adjoint=mfgx.ImplicitAdjoint()):
+        eq = mfgx.solve(game.with_params(th), solver, tol=1e-13, max_steps=100, adjoint=adjoint)
+        return (eq.flow[:, component] ** 2).sum()
+
+    flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(tree)])  # noqa: E731
+    implicit = flat(jax.grad(path_loss)(theta))
+    unrolled = flat(jax.grad(lambda th: path_loss(th, mfgx.UnrolledAdjoint()))(theta))
+    assert np.abs(implicit).max() > 1e-3
+    np.testing.assert_allclose(implicit, unrolled, rtol=1e-9, atol=1e-12 * np.abs(implicit).max())
+    # Central differences along a random direction of the whole path.
+    leaves, treedef = jax.tree_util.tree_flatten(theta)
+    rng = np.random.default_rng(0)
+    direction = [jnp.asarray(rng.normal(size=x.shape)) for x in leaves]
+    shifted = lambda s: jax.tree_util.tree_unflatten(treedef, [x + s * d for x, d in zip(leaves, direction)])  # noqa: E731
+    f, h = jax.jit(path_loss), 1e-6
+    fd = (f(shifted(h)) - f(shifted(-h))) / (2 * h)
+    np.testing.assert_allclose(implicit @ flat(direction), fd, rtol=1e-6)

@@ -1,6 +1,7 @@
 """The game zoo: each game is a constructor returning a `mfgx.FiniteGame`."""
 
 from ._build import Constant, deterministic_moves, grid_kernel
+from ._epidemic import CYBER_BASE, cybersecurity, sir
 from ._classic import (
     beach_bar,
     crowd_ring,
@@ -13,6 +14,8 @@ from ._classic import (
 REGISTRY = {
     "beach_bar": beach_bar,
     "crowd_ring": crowd_ring,
+    "cybersecurity": cybersecurity,
+    "sir": sir,
     "left_right": left_right,
     "rock_paper_scissors": rock_paper_scissors,
     "susceptible_infected": susceptible_infected,
@@ -23,11 +26,14 @@ __all__ = [
     "Constant",
     "REGISTRY",
     "beach_bar",
+    "CYBER_BASE",
     "crowd_ring",
+    "cybersecurity",
     "deterministic_moves",
     "grid_kernel",
     "left_right",
     "rock_paper_scissors",
+    "sir",
     "susceptible_infected",
     "two_state_congestion",
 ]
