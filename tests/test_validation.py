@@ -275,7 +275,7 @@ def test_valid_solver_arguments():
 
 
 def test_solve_rejects_non_game():
-    with pytest.raises(TypeError, match="solve expects a FiniteGame, got dict"):
+    with pytest.raises(TypeError, match="solve expects a FiniteGame or ControlGame, got dict"):
         mfgx.solve({"mu0": [1.0]}, mfgx.FixedPoint())
 
 

@@ -6,6 +6,7 @@ The loop at the heart of mfgx: parameters θ → game(θ) → `solve` → equili
 from . import _config  # noqa: F401  (enables float64 unless MFGX_X64=0)
 from . import games
 from .finite import (
+    ControlGame,
     AbstractAdjoint,
     ImplicitAdjoint,
     UnrolledAdjoint,
@@ -38,6 +39,7 @@ from .finite import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ControlGame",
     "AbstractAdjoint",
     "ImplicitAdjoint",
     "UnrolledAdjoint",

@@ -1,6 +1,7 @@
 """Finite-state mean-field games: games, dynamics, solvers and `solve`."""
 
 from ._adjoint import AbstractAdjoint, ImplicitAdjoint, UnrolledAdjoint
+from ._control import ControlGame
 from ._dynamics import best_response, evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame, rate_game
 from ._kernels import AbstractKernel, DenseKernel, NeighbourKernel, RateKernel
@@ -23,6 +24,7 @@ from ._solvers import (
 from ._validate import GameError
 
 __all__ = [
+    "ControlGame",
     "AbstractAdjoint",
     "ImplicitAdjoint",
     "UnrolledAdjoint",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import lineax as lx
@@ -39,6 +41,7 @@ def _backward(game: FiniteGame, mf, pick, extra=None):
     return q, v, pi
 
 
+@functools.singledispatch
 def best_response(game: FiniteGame, mf, temperature=None):
     r"""Best response to the mean-field flow m by backward induction.
 
@@ -70,13 +73,14 @@ def _greedy(temperature):
     return pick
 
 
+@functools.singledispatch
 def evaluate(game: FiniteGame, policy: Policy, mf, temperature=None):
     """Q^π and V^π of a policy against a fixed mean-field flow m.
 
     With ``temperature=τ`` the value includes the entropy bonus τ·H(π_t(·|x)) at every step (the
     value of the entropy-regularised game, whose best response is the softmax one).
     """
-    _check_policy(game, policy)
+    check_distribution(policy, "policy", (game.horizon + 1, game.n_states, game.n_actions))
     if game.stationary:
         v = _stationary_value(game, policy[0], mf[0], temperature)
         return _stationary_q(game, mf[0], v)[None], v[None]
@@ -94,10 +98,11 @@ def _entropy_bonus(pi, temperature):
     return -temperature * (pi * jnp.log(jnp.where(pi > 0, pi, 1.0))).sum(-1)
 
 
+@functools.singledispatch
 def propagate(game: FiniteGame, policy: Policy) -> Flow:
     """The population flow μ[T+1, S] of a policy, with the kernel at each t evaluated on m_t.
     For a stationary game: the stationary distribution μ[1, S] of the policy."""
-    _check_policy(game, policy)
+    check_distribution(policy, "policy", (game.horizon + 1, game.n_states, game.n_actions))
     if game.stationary:
         return _stationary_distribution(game, policy[0])[None]
 
@@ -111,17 +116,13 @@ def propagate(game: FiniteGame, policy: Policy) -> Flow:
     return jnp.concatenate([game.mu0[None], rest], axis=0)
 
 
-def mean_field_flow(game: FiniteGame, mu: Flow, policy: Policy):
-    return game.mean_field_of(mu, policy)
-
-
 def score(game: FiniteGame, policy: Policy, temperature=None):
     """Everything exploitability needs for one policy: flow μ, mean field m, (π*, Q*, V*) and (Q^π, V^π)."""
     mu = propagate(game, policy)
     mf = game.mean_field_of(mu, policy)
     br, q_star, v_star = best_response(game, mf, temperature)
     q_pi, v_pi = evaluate(game, policy, mf, temperature)
-    weights = mu[0] if game.stationary else game.mu0
+    weights = mu[0] if getattr(game, "stationary", False) else game.mu0
     expl = jnp.dot(weights, v_star[0] - v_pi[0])
     return dict(mu=mu, mf=mf, br=br, q_star=q_star, v_star=v_star, q_pi=q_pi, v_pi=v_pi, expl=expl)
 
@@ -138,11 +139,7 @@ def exploitability(game: FiniteGame, policy: Policy, temperature=None) -> Float[
     return score(game, policy, temperature)["expl"]
 
 
-def _check_policy(game: FiniteGame, policy) -> None:
-    """At the boundary (eager calls only): π must be [T+1, S, A] with rows on the simplex."""
-    check_distribution(policy, "policy", (game.horizon + 1, game.n_states, game.n_actions))
-
-
+@functools.singledispatch
 def uniform_policy(game: FiniteGame) -> Policy:
     S, A = game.n_states, game.n_actions
     return jnp.full((game.horizon + 1, S, A), 1.0 / A, dtype=game.mu0.dtype)

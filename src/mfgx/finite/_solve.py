@@ -17,7 +17,8 @@ from jaxtyping import Array, Bool, Float, Int
 from ._adjoint import AbstractAdjoint, ImplicitAdjoint
 from ._dynamics import evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame
-from ._solvers import AbstractSolver, Softmax
+from ._control import ControlGame
+from ._solvers import AbstractSolver, FixedPoint, Softmax
 
 
 class ConvergenceWarning(UserWarning):
@@ -100,7 +101,7 @@ def fixed_point_map(game: FiniteGame, solver: AbstractSolver, mf):
 
 def _rewrite(root, _, inputs):
     game, solver = inputs[:2]
-    if not isinstance(solver, Softmax):  # traced only when a derivative is taken
+    if not (isinstance(solver, Softmax) or getattr(game, "smooth_response", False)):  # traced only under autodiff
         warnings.warn(
             f"differentiating a {type(solver).__name__} equilibrium: its exact best response is "
             "piecewise constant, so gradients miss the control channel and flow only through the "
@@ -170,8 +171,13 @@ def solve(
     iterations (``adjoint=UnrolledAdjoint()``). See `ImplicitAdjoint` for what exact best
     responses contribute.
     """
-    if not isinstance(game, FiniteGame):
-        raise TypeError(f"solve expects a FiniteGame, got {type(game).__name__}")
+    if not isinstance(game, (FiniteGame, ControlGame)):
+        raise TypeError(f"solve expects a FiniteGame or ControlGame, got {type(game).__name__}")
+    if isinstance(game, ControlGame) and not isinstance(solver, (FixedPoint, Softmax)):
+        raise TypeError(
+            f"{type(solver).__name__} needs finite actions; a ControlGame (closed-form rates) is solved "
+            "by mfgx.FixedPoint(damping)"
+        )
     if not isinstance(solver, AbstractSolver):
         raise TypeError(f"solve expects a solver such as mfgx.FixedPoint(), got {type(solver).__name__}")
     if not (isinstance(max_steps, int) and max_steps >= 1):

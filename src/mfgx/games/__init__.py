@@ -1,7 +1,7 @@
 """The game zoo: each game is a constructor returning a `mfgx.FiniteGame`."""
 
 from ._build import Constant, deterministic_moves, grid_kernel
-from ._epidemic import CYBER_BASE, cybersecurity, sir
+from ._epidemic import CYBER_BASE, cybersecurity, lq_rates, sir
 from ._classic import (
     beach_bar,
     crowd_ring,
@@ -17,6 +17,7 @@ REGISTRY = {
     "cybersecurity": cybersecurity,
     "sir": sir,
     "left_right": left_right,
+    "lq_rates": lq_rates,
     "rock_paper_scissors": rock_paper_scissors,
     "susceptible_infected": susceptible_infected,
     "two_state_congestion": two_state_congestion,
@@ -32,6 +33,7 @@ __all__ = [
     "deterministic_moves",
     "grid_kernel",
     "left_right",
+    "lq_rates",
     "rock_paper_scissors",
     "sir",
     "susceptible_infected",

@@ -138,3 +138,76 @@ def cybersecurity(
         jnp.asarray(mu0, float), _CyberRates(dt, switch_speed, hacker), _CyberCost(k_defended, k_infected),
         _zero_terminal, n_points - 1, dt, theta, scheme=scheme,
     )
+
+
+class _LQCost(eqx.Module):
+    dt: float
+    q_bar: float
+    w: float
+    c: float
+    p: float
+    kappa: float
+
+    def __call__(self, t, mu, theta, a):
+        rho = 1 + self.kappa * mu
+        off = 1 - jnp.eye(mu.shape[0], dtype=mu.dtype)
+        effort = (off * (a - self.q_bar) ** 2 * rho[None, :]).sum(-1)
+        return self.w * at(theta, t, self.dt) * effort + self.c * mu**self.p
+
+
+class _LQBestRates(eqx.Module):
+    dt: float
+    q_bar: float
+    w: float
+    kappa: float
+    a_max: float
+
+    def __call__(self, t, mu, theta, u_next):
+        rho = 1 + self.kappa * mu
+        du = u_next[None, :] - u_next[:, None]  # u(y) − u(x)
+        a = self.q_bar - du / (2 * self.w * at(theta, t, self.dt) * rho[None, :])
+        return jnp.clip(a, 0.0, self.a_max)
+
+
+class _LQTerminal(eqx.Module):
+    s: float
+    c_T: float
+    p: float
+
+    def __call__(self, mu, theta):
+        d = mu.shape[0]
+        return self.s * (d - 1 - jnp.arange(d)) + self.c_T * mu**self.p
+
+
+def lq_rates(
+    gamma=1.55,
+    d: int = 3,
+    mu0=None,
+    T: float = 2.0,
+    n_points: int = 100,
+    s: float = 5.0,
+    c: float = 0.1,
+    p: float = 1.0,
+    w: float = 1.0,
+    c_T: float = 1.0,
+    kappa: float = 0.0,
+    q_bar: float = 2.0,
+    a_max: float = 100.0,
+):
+    r"""Linear-quadratic jump-rate MFG of the calibration paper (§6.1), a `ControlGame`.
+
+    The control is the rate vector a_xy (y ≠ x); with ρ(y) = 1 + κ μ(y) and θ = γ (scalar or path):
+
+        f(x, a, μ) = w γ Σ_{y≠x} (a_xy − q̄)² ρ(y) + c μ(x)^p,    g(x, μ) = s (d − 1 − x) + c_T μ(x)^p,
+        a*_xy = clip(q̄ − (u(y) − u(x)) / (2 w γ ρ(y)), 0, a_max).
+
+    Grid: N = ``n_points`` points on [0, T] (N − 1 Euler steps).
+    """
+    from ..finite import ControlGame
+
+    dt = T / (n_points - 1)
+    mu0 = jnp.full(d, 1.0 / d) if mu0 is None else jnp.asarray(mu0, float)
+    return ControlGame(
+        mu0, _LQCost(dt, q_bar, w, c, p, kappa), _LQTerminal(s, c_T, p), _LQBestRates(dt, q_bar, w, kappa, a_max),
+        n_points - 1, dt, jnp.asarray(gamma, float),
+    )

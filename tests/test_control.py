@@ -1,0 +1,89 @@
+"""Closed-form control games (the calibration paper's LQ jump-rate game) against independent checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mfgx
+
+N_POINTS = 30
+GAME = mfgx.games.lq_rates(d=3, mu0=(0.5, 0.3, 0.2), n_points=N_POINTS)
+SOLVER = mfgx.FixedPoint(0.0)
+
+
+def solve(gamma, adjoint=mfgx.ImplicitAdjoint()):
+    return mfgx.solve(GAME.with_params(gamma), SOLVER, tol=1e-13, max_steps=500, adjoint=adjoint)
+
+
+def numpy_cost_to_go(control, mu, gamma, dt, q_bar=2.0, s=5.0, c=0.1, c_T=1.0):
+    """Euler recursion u_n = Δt f(a_n) + (I + Δt Q(a_n)) u_{n+1}, u_N = g, with plain loops."""
+    N, d = control.shape[0] - 1, mu.shape[1]
+    u = s * (d - 1 - np.arange(d)) + c_T * mu[N]
+    for n in range(N - 1, -1, -1):
+        a = control[n] * (1 - np.eye(d))
+        f = gamma * ((a - q_bar) ** 2 * (1 - np.eye(d))).sum(1) + c * mu[n]
+        P = np.eye(d) + dt * (a - np.diag(a.sum(1)))
+        u = dt * f + P @ u
+    return u
+
+
+def test_lq_equilibrium_and_value():
+    eq = solve(1.55)
+    assert bool(eq.converged) and float(eq.exploitability) < 1e-10
+    flow = np.asarray(eq.flow)
+    assert flow.min() >= 0 and np.allclose(flow.sum(1), 1, atol=1e-13)
+    u = numpy_cost_to_go(np.asarray(eq.policy), flow, 1.55, GAME.dt)
+    np.testing.assert_allclose(-np.asarray(eq.value[0]), u, atol=1e-11)
+    # any other control is worse for a deviating agent: perturb the equilibrium control
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        other = np.clip(np.asarray(eq.policy) + 0.3 * rng.normal(size=eq.policy.shape), 0, None)
+        assert numpy_cost_to_go(other, flow, 1.55, GAME.dt) @ np.asarray(GAME.mu0) > u @ np.asarray(GAME.mu0)
+
+
+def test_best_rates_minimise_the_hamiltonian():
+    rng = np.random.default_rng(1)
+    u_next, mu = jnp.asarray(rng.normal(size=3) * 3), jnp.asarray(rng.dirichlet(np.ones(3)))
+    a = np.asarray(GAME.best_rates(0.0, mu, jnp.asarray(1.55), u_next))
+
+    def hamiltonian(rates):
+        rates = jnp.asarray(rates)
+        return GAME.running_cost(0.0, mu, jnp.asarray(1.55), rates) + (rates * (1 - jnp.eye(3))) @ u_next - (
+            rates * (1 - jnp.eye(3))
+        ).sum(1) * u_next
+
+    h_star = np.asarray(hamiltonian(a))
+    for x in range(3):
+        for y in range(3):
+            if x == y:
+                continue
+            for delta in (-0.1, 0.1):
+                b = a.copy()
+                b[x, y] = max(b[x, y] + delta, 0.0)
+                assert hamiltonian(b)[x] >= h_star[x] - 1e-12
+
+
+def test_gradient_implicit_unrolled_fd():
+    loss = lambda g, adj=mfgx.ImplicitAdjoint(): (solve(g, adj).flow[:, 0] ** 2).sum()  # noqa: E731
+    implicit = float(jax.grad(loss)(1.55))
+    unrolled = float(jax.grad(lambda g: loss(g, mfgx.UnrolledAdjoint()))(1.55))
+    f, h = jax.jit(loss), 1e-6
+    fd = float((f(1.55 + h) - f(1.55 - h)) / (2 * h))
+    assert abs(implicit) > 1e-3
+    np.testing.assert_allclose(implicit, unrolled, rtol=1e-10)
+    np.testing.assert_allclose(implicit, fd, rtol=1e-6)
+    # a constant path's gradient sums to the scalar gradient
+    path_game = mfgx.games.lq_rates(d=3, mu0=(0.5, 0.3, 0.2), n_points=N_POINTS, gamma=jnp.full(N_POINTS, 1.55))
+    path_loss = lambda p: (mfgx.solve(path_game.with_params(p), SOLVER, tol=1e-13, max_steps=500).flow[:, 0] ** 2).sum()  # noqa: E731
+    np.testing.assert_allclose(float(jax.grad(path_loss)(jnp.full(N_POINTS, 1.55)).sum()), implicit, rtol=1e-10)
+
+
+def test_euler_positivity_failure_is_an_error():
+    with pytest.raises(Exception, match="negative mass"):
+        mfgx.solve(mfgx.games.lq_rates(d=8, n_points=20), SOLVER, max_steps=50)
+
+
+def test_policy_solvers_are_rejected():
+    with pytest.raises(TypeError, match="needs finite actions"):
+        mfgx.solve(GAME, mfgx.MirrorDescent())
