@@ -1,6 +1,7 @@
 """The game zoo: each game is a constructor returning a `mfgx.FiniteGame`."""
 
 from ._build import Constant, deterministic_moves, grid_kernel
+from ._grid import crowd_grid
 from ._epidemic import CYBER_BASE, cybersecurity, lq_rates, sir
 from ._classic import (
     beach_bar,
@@ -13,6 +14,7 @@ from ._classic import (
 
 REGISTRY = {
     "beach_bar": beach_bar,
+    "crowd_grid": crowd_grid,
     "crowd_ring": crowd_ring,
     "cybersecurity": cybersecurity,
     "sir": sir,
@@ -28,6 +30,7 @@ __all__ = [
     "REGISTRY",
     "beach_bar",
     "CYBER_BASE",
+    "crowd_grid",
     "crowd_ring",
     "cybersecurity",
     "deterministic_moves",
