@@ -6,6 +6,7 @@
 #   make test        the test suite (fast tests; ARGS="-k name" passes options to pytest)
 #   make test-slow   the slow tests only
 #   make bench       benchmarks (benchmarks/run.py)
+#   make bench-peers mfgx vs mfglib and OpenSpiel side by side (installs .venv-peers)
 #   make clean       remove outputs and caches (distclean: also .venv)
 
 PYTHON ?= python3
@@ -15,7 +16,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow bench clean distclean
+.PHONY: help venv demo test test-slow bench bench-peers clean distclean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -43,6 +44,10 @@ test-slow: venv
 
 bench: venv
 	$(BIN)/python benchmarks/run.py $(ARGS)
+
+bench-peers: venv
+	bash benchmarks/peers/install.sh
+	$(BIN)/python benchmarks/peers/side_by_side.py $(ARGS)
 
 clean:
 	rm -rf outputs build dist src/*.egg-info .pytest_cache .hypothesis

@@ -37,7 +37,7 @@ def _backward(game: FiniteGame, mf, pick, extra=None):
         return v, (q, v, pi)
 
     v_end = jnp.zeros(game.n_states, r.dtype)
-    _, (q, v, pi) = lax.scan(step, v_end, (game.times(), r, mf, extra), reverse=True)
+    _, (q, v, pi) = lax.scan(step, v_end, (game.times(), r, mf, extra), reverse=True, unroll=game.horizon <= 16)
     return q, v, pi
 
 
@@ -45,7 +45,7 @@ def _backward(game: FiniteGame, mf, pick, extra=None):
 def best_response(game: FiniteGame, mf, temperature=None):
     r"""Best response to the mean-field flow m by backward induction.
 
-    Exact (``temperature=None``): V_t = max_a Q_t, π_t = one-hot argmax (first maximiser).
+    Exact (``temperature=None``): V_t = max_a Q_t, π_t uniform over the maximisers (exact ties).
     Softmax (``temperature=τ > 0``), the entropy-regularised best response:
     V_t = τ log Σ_a exp(Q_t/τ), π_t = softmax(Q_t/τ); it tends to the exact one as τ → 0.
 
@@ -59,11 +59,13 @@ def best_response(game: FiniteGame, mf, temperature=None):
 
 
 def _greedy(temperature):
-    """(V, π) from Q: max and one-hot argmax, or τ·logsumexp(Q/τ) and softmax(Q/τ)."""
+    """(V, π) from Q: max and uniform over the maximisers, or τ·logsumexp(Q/τ) and softmax(Q/τ)."""
     if temperature is None:
 
-        def pick(q, _=None):
-            return q.max(-1), jax.nn.one_hot(jnp.argmax(q, -1), q.shape[-1], dtype=q.dtype)
+        def pick(q, _=None):  # exact ties share the mass equally (as mfglib's greedy policy)
+            v = q.max(-1)
+            best = (q == v[..., None]).astype(q.dtype)
+            return v, best / best.sum(-1, keepdims=True)
     else:
 
         def pick(q, _=None):
@@ -112,7 +114,7 @@ def propagate(game: FiniteGame, policy: Policy) -> Flow:
         mu_next = game.kernel.push(t, game.mean_field_of(mu, pi_t), game.params, joint)
         return mu_next, mu_next
 
-    _, rest = lax.scan(step, game.mu0, (jnp.arange(game.horizon), policy[:-1]))
+    _, rest = lax.scan(step, game.mu0, (jnp.arange(game.horizon), policy[:-1]), unroll=game.horizon <= 16)
     return jnp.concatenate([game.mu0[None], rest], axis=0)
 
 
