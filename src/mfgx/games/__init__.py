@@ -11,8 +11,23 @@ from ._classic import (
     susceptible_infected,
     two_state_congestion,
 )
+from ._mfglib import (
+    building_evacuation,
+    conservative_treasure_hunting,
+    crowd_motion,
+    equilibrium_price,
+    linear_quadratic,
+    random_linear,
+    mfglib_bar_path,
+)
 
 REGISTRY = {
+    "building_evacuation": building_evacuation,
+    "conservative_treasure_hunting": conservative_treasure_hunting,
+    "crowd_motion": crowd_motion,
+    "equilibrium_price": equilibrium_price,
+    "linear_quadratic": linear_quadratic,
+    "random_linear": random_linear,
     "beach_bar": beach_bar,
     "crowd_grid": crowd_grid,
     "crowd_ring": crowd_ring,
@@ -26,6 +41,13 @@ REGISTRY = {
 }
 
 __all__ = [
+    "building_evacuation",
+    "conservative_treasure_hunting",
+    "crowd_motion",
+    "equilibrium_price",
+    "linear_quadratic",
+    "random_linear",
+    "mfglib_bar_path",
     "Constant",
     "REGISTRY",
     "beach_bar",
