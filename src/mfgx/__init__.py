@@ -5,67 +5,9 @@ The loop at the heart of mfgx: parameters θ → game(θ) → `solve` → equili
 
 from . import _config  # noqa: F401  (enables float64 unless MFGX_X64=0)
 from . import games
-from .finite import (
-    ControlGame,
-    AbstractAdjoint,
-    ImplicitAdjoint,
-    UnrolledAdjoint,
-    fixed_point_map,
-    AbstractKernel,
-    AbstractSolver,
-    ConvergenceWarning,
-    NonSmoothWarning,
-    DenseKernel,
-    Equilibrium,
-    equilibrium_from_state,
-    FictitiousPlay,
-    FiniteGame,
-    FixedPoint,
-    GameError,
-    MirrorDescent,
-    NeighbourKernel,
-    PriorDescent,
-    RateKernel,
-    Softmax,
-    best_response,
-    evaluate,
-    exploitability,
-    propagate,
-    rate_game,
-    solve,
-    uniform_policy,
-)
+from . import finite
+from .finite import *  # noqa: F403  (the public face of the engine: see mfgx.finite.__all__)
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ControlGame",
-    "AbstractAdjoint",
-    "ImplicitAdjoint",
-    "UnrolledAdjoint",
-    "fixed_point_map",
-    "AbstractKernel",
-    "AbstractSolver",
-    "ConvergenceWarning",
-    "NonSmoothWarning",
-    "DenseKernel",
-    "Equilibrium",
-    "equilibrium_from_state",
-    "FictitiousPlay",
-    "FiniteGame",
-    "FixedPoint",
-    "GameError",
-    "MirrorDescent",
-    "NeighbourKernel",
-    "PriorDescent",
-    "RateKernel",
-    "Softmax",
-    "best_response",
-    "evaluate",
-    "exploitability",
-    "games",
-    "propagate",
-    "rate_game",
-    "solve",
-    "uniform_policy",
-]
+__all__ = ["finite", "games", *finite.__all__]
