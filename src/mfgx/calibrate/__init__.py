@@ -1,0 +1,42 @@
+"""Calibration: fit parameter paths of a mean-field game to observed population flows.
+
+The loop: a parameter path γ(t, μ) → θ → `mfgx.solve` → predicted flow → masked loss against the
+observations → gradient through the equilibrium (implicit adjoint) → optimiser update.
+
+- `Observations`: flows y[K, N, S] with masks, validated; `split` by trajectory.
+- Paths: `Constant`, `PiecewiseConstant`, `Neural` (bounded by softplus + floor or a box).
+- `CalibrationModel(game, path, to_params, solver)`: predictions and the loss.
+- `fit` → `Calibration` (validation-based selection, checkpoints, resume); `evaluate` on test data.
+- `refine` (Gauss–Newton polish) and `laplace` (standard errors and intervals).
+- `simulate`: synthetic observations at a known path.
+"""
+
+from ._errors import CalibrationError
+from ._fit import Calibration, fit
+from ._metrics import evaluate, path_error, paths
+from ._model import CalibrationModel, identity_params, scalar_params
+from ._observations import Observations
+from ._paths import AbstractPath, Constant, Neural, PiecewiseConstant
+from ._synthetic import simulate
+from ._uncertainty import Uncertainty, laplace, refine
+
+__all__ = [
+    "AbstractPath",
+    "Calibration",
+    "CalibrationError",
+    "CalibrationModel",
+    "Constant",
+    "Neural",
+    "Observations",
+    "PiecewiseConstant",
+    "Uncertainty",
+    "evaluate",
+    "fit",
+    "identity_params",
+    "laplace",
+    "path_error",
+    "paths",
+    "refine",
+    "scalar_params",
+    "simulate",
+]

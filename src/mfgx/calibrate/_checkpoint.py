@@ -1,0 +1,67 @@
+"""Atomic checkpoints: a JSON header (epoch, history, settings) followed by Equinox-serialised leaves.
+
+Written to a temporary file in the same folder, flushed and fsync'ed, then moved over the old file
+with `os.replace`, so a run killed at any moment leaves either the previous or the new checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+
+from ._errors import CalibrationError
+
+MAGIC = b"MFGX-CALIBRATION-CHECKPOINT-1\n"
+FILENAME = "checkpoint.eqx"
+
+
+def checkpoint_path(directory) -> Path:
+    return Path(directory) / FILENAME
+
+
+def save(directory, header: dict[str, Any], tree) -> Path:
+    """Write ``header`` (JSON-able) and the array leaves of ``tree`` to ``directory``/checkpoint.eqx."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = checkpoint_path(directory)
+    blob = json.dumps(header).encode()
+    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC)
+            f.write(struct.pack("<Q", len(blob)))
+            f.write(blob)
+            eqx.tree_serialise_leaves(f, tree)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def load(directory, like) -> tuple[dict[str, Any], Any] | None:
+    """(header, tree) from ``directory``, with leaves shaped like ``like``; None if no checkpoint."""
+    target = checkpoint_path(directory)
+    if not target.exists():
+        return None
+    with open(target, "rb") as f:
+        if f.read(len(MAGIC)) != MAGIC:
+            raise CalibrationError(f"{target} is not an mfgx calibration checkpoint")
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n).decode())
+        try:
+            tree = eqx.tree_deserialise_leaves(f, like)
+        except Exception as e:  # noqa: BLE001
+            raise CalibrationError(
+                f"checkpoint {target} does not match this model (different path or optimiser?): {e}"
+            ) from e
+    return header, tree

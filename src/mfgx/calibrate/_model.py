@@ -1,0 +1,227 @@
+r"""`CalibrationModel`: game + parameter path + solver; predicted flows and the masked loss.
+
+For an observed trajectory y_k (mask M_k), with the path evaluated on the observations (the
+paper's decoupling, ``evaluate_on="observed"``):
+
+    γ_{k,n} = γ(t_n, M_{k,n} ⊙ y_{k,n}),   θ_k = to_params(γ_k),
+    μ̂_k = solve(game(θ_k) with μ₀ = μ₀(y_{k,0})).flow,
+    ℓ_k = Σ_{n,x} w_n M_{k,n,x} (μ̂_{k,n,x} − y_{k,n,x})² / Σ_{n,x} w_n M_{k,n,x}     (masked mean square)
+
+with w ≡ 1 (full horizon) or the indicator of a random sub-window. With ``evaluate_on="iterate"``,
+γ is evaluated at (t, μ_t) of the equilibrium itself, inside the fixed point.
+
+μ₀ from y_{k,0}: observed initial entries are kept; the unobserved initial mass 1 − Σ observed is
+shared among the unobserved states by softmax(``mu0_logits``), a learnable vector (uniform at 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+from jaxtyping import Array, Float
+
+from ..finite import (
+    AbstractAdjoint, AbstractSolver, ControlGame, FiniteGame, FixedPoint, ImplicitAdjoint, RateKernel, solve,
+)
+from ._errors import CalibrationError
+from ._iterate import on_iterate
+from ._paths import AbstractPath
+
+
+def scalar_params(path: Float[Array, "N 1"]) -> Float[Array, " N"]:
+    """The default ``to_params`` for a one-component path: θ = γ[:, 0] (e.g. `lq_rates`)."""
+    return path[:, 0]
+
+
+def identity_params(path):
+    """``to_params`` that passes the path γ[N, p] itself as θ."""
+    return path
+
+
+def game_times(game) -> np.ndarray:
+    """Physical times of the game's grid: n·Δt for rate games, the step index otherwise."""
+    n = np.arange(game.horizon + 1, dtype=float)
+    if isinstance(game, ControlGame):
+        return n * game.dt
+    if isinstance(game, FiniteGame) and isinstance(game.kernel, RateKernel):
+        return n * float(game.kernel.dt)
+    return n
+
+
+def _probe(game):
+    """Call the game's functions once at t = 0 (under eval_shape: shapes only)."""
+    m = game.mu0
+    if isinstance(game, ControlGame):
+        u = game.terminal_cost(m, game.params)
+        return game.running_cost(0.0, m, game.params, game.best_rates(0.0, m, game.params, u))
+    return game.reward(0, m, game.params), game.kernel.matrix(0, m, game.params)
+
+
+def batch_safe_adjoint(size: int) -> ImplicitAdjoint:
+    """The implicit adjoint with a matrix-free GMRES solve.
+
+    Under ``vmap`` + ``grad`` the engine's default for small systems (a materialised LU) gave
+    non-deterministic, wrong gradients with jax 0.10.2 / lineax 0.1.1
+    (experiments/repro_vmap_lu_adjoint.py); GMRES, which never materialises the Jacobian, is exact."""
+    return ImplicitAdjoint(lx.GMRES(rtol=1e-10, atol=1e-12, restart=min(40, size), max_steps=20 * size))
+
+
+class CalibrationModel(eqx.Module):
+    r"""What is fitted: a game, a parameter path and how θ is built from it; see the module docstring.
+
+    **Arguments:**
+
+    - `game`: a `FiniteGame` or `ControlGame` whose θ depends on the path (its μ₀ is replaced by
+      each trajectory's).
+    - `path`: a `Constant`, `PiecewiseConstant`, `Neural` (or any `AbstractPath`).
+    - `to_params`: γ[N, p] ↦ θ, e.g. ``lambda g: {"beta": g[:, 0], "gamma": g[:, 1]}`` for `sir`.
+      Default: ``γ[:, 0]`` for a one-component path, else γ itself. Define it once (a module-level
+      function): jit caches on its identity.
+    - `solver`: `mfgx.FixedPoint(0.0)` (default) or `mfgx.Softmax(τ)`; `tol`, `max_steps`, `adjoint`
+      are passed to `mfgx.solve` (default adjoint: `batch_safe_adjoint`, implicit with GMRES).
+    - `evaluate_on`: "observed" (γ from the observed flow, outside the fixed point) or "iterate".
+    - `times`: the path's time input t_n (default: the game's physical grid n·Δt).
+    """
+
+    game: FiniteGame | ControlGame
+    path: AbstractPath
+    to_params: Callable
+    solver: AbstractSolver
+    adjoint: AbstractAdjoint
+    times: Float[Array, " N"]
+    mu0_logits: Float[Array, " S"]
+    tol: Float[Array, ""]
+    max_steps: int = eqx.field(static=True)
+    evaluate_on: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        game,
+        path: AbstractPath,
+        to_params: Callable | None = None,
+        solver: AbstractSolver = FixedPoint(0.0),
+        *,
+        tol: float = 1e-10,
+        max_steps: int = 500,
+        adjoint: AbstractAdjoint | None = None,
+        evaluate_on: Literal["observed", "iterate"] = "observed",
+        times=None,
+        mu0_logits=None,
+    ):
+        if not isinstance(game, (FiniteGame, ControlGame)):
+            raise CalibrationError(f"game must be a FiniteGame or ControlGame, got {type(game).__name__}")
+        if getattr(game, "stationary", False):
+            raise CalibrationError("calibration fits flows over a horizon: the game must not be stationary")
+        if not isinstance(path, AbstractPath):
+            raise CalibrationError(f"path must be a Constant, PiecewiseConstant or Neural path, got {type(path).__name__}")
+        if not isinstance(solver, AbstractSolver):
+            raise CalibrationError(f"solver must be an mfgx solver such as mfgx.FixedPoint(0.0), got {solver!r}")
+        if evaluate_on not in ("observed", "iterate"):
+            raise CalibrationError(f"evaluate_on must be 'observed' or 'iterate', got {evaluate_on!r}")
+        if not (tol >= 0 and isinstance(max_steps, int) and max_steps >= 1):
+            raise CalibrationError(f"tol must be ≥ 0 and max_steps a positive int, got {tol!r}, {max_steps!r}")
+        if to_params is None:
+            to_params = scalar_params if path.size == 1 else identity_params
+        N, S = game.horizon + 1, game.n_states
+        times = game_times(game) if times is None else np.asarray(times, dtype=float)
+        if times.shape != (N,):
+            raise CalibrationError(f"times must have one entry per grid point, shape ({N},), got {times.shape}")
+        logits = np.zeros(S) if mu0_logits is None else np.asarray(mu0_logits, dtype=float)
+        if logits.shape != (S,):
+            raise CalibrationError(f"mu0_logits must have shape ({S},), got {logits.shape}")
+        if adjoint is None:
+            adjoint = batch_safe_adjoint(N * S)
+        self.game, self.path, self.to_params, self.solver, self.adjoint = game, path, to_params, solver, adjoint
+        self.times, self.mu0_logits = jnp.asarray(times), jnp.asarray(logits)
+        self.tol, self.max_steps, self.evaluate_on = jnp.asarray(float(tol)), int(max_steps), evaluate_on
+        # Probe θ on the game's own μ₀ once, so a wrong to_params fails here with a clear message.
+        probe = jnp.broadcast_to(game.mu0, (N, S))
+        try:
+            eqx.filter_eval_shape(lambda y, m: _probe(self.game_for(y, m)), probe, jnp.ones((N, S), bool))
+        except Exception as e:  # noqa: BLE001  (re-raised with context)
+            raise CalibrationError(f"building the game from the path failed: {type(e).__name__}: {e}") from e
+
+    @property
+    def n_times(self) -> int:
+        return self.game.horizon + 1
+
+    @property
+    def n_states(self) -> int:
+        return self.game.n_states
+
+    def trainable(self):
+        """The filter spec of what `fit` updates: the path's arrays and ``mu0_logits``."""
+        spec = jax.tree_util.tree_map(lambda _: False, self)
+        path_spec = jax.tree_util.tree_map(eqx.is_inexact_array, self.path)
+        return eqx.tree_at(lambda m: (m.path, m.mu0_logits), spec, (path_spec, True))
+
+    def initial(self, y0, mask0) -> Float[Array, " S"]:
+        """μ₀ from the first observation: observed entries kept, the rest of the mass shared by
+        softmax(mu0_logits) over the unobserved states."""
+        observed = jnp.where(mask0, y0, 0.0)
+        if not isinstance(mask0, jax.core.Tracer) and bool(np.all(np.asarray(mask0))):
+            return observed / observed.sum()
+        rest = jnp.clip(1.0 - observed.sum(), 0.0, 1.0)
+        logits = jnp.where(mask0, -jnp.inf, self.mu0_logits)
+        share = jnp.where(mask0, 0.0, jax.nn.softmax(jnp.where(mask0.all(), 0.0, logits)))
+        mu0 = observed + rest * share
+        return mu0 / mu0.sum()
+
+    def path_on(self, y, mask) -> Float[Array, "N p"]:
+        """γ[N, p] on one observed trajectory (unobserved entries read as 0)."""
+        return self.path.evaluate(self.times, jnp.where(mask, y, 0.0))
+
+    def game_for(self, y, mask):
+        """The game of one trajectory: its μ₀ and its θ (or the path inside, on the iterate)."""
+        game = eqx.tree_at(lambda g: g.mu0, self.game, self.initial(y[0], mask[0]))
+        if self.evaluate_on == "iterate":
+            return on_iterate(game, self.path, self.to_params, self.times)
+        return game.with_params(self.to_params(self.path_on(y, mask)))
+
+    def solve_one(self, y, mask):
+        """The equilibrium predicted for one trajectory."""
+        return solve(self.game_for(y, mask), self.solver, tol=self.tol, max_steps=self.max_steps, adjoint=self.adjoint)
+
+    def predict(self, observations) -> Float[Array, "K N S"]:
+        """Predicted flows μ̂[K, N, S] for every trajectory of ``observations``."""
+        check_compatible(self, observations)
+        return _predict(self, observations.values, observations.mask)[0]
+
+
+@eqx.filter_jit
+def _predict(model: CalibrationModel, y, mask):
+    eq = eqx.filter_vmap(model.solve_one)(y, mask)
+    return eq.flow, eq.converged, eq.residual
+
+
+def trajectory_loss(model: CalibrationModel, y, mask, key=None, window: int | None = None):
+    """(masked mean square over the horizon or a random window of ``window`` points, equilibrium)."""
+    eq = model.solve_one(y, mask)
+    w = mask.astype(eq.flow.dtype)
+    if window is not None:
+        N = y.shape[0]
+        start = jax.random.randint(key, (), 0, N - window + 1)
+        n = jnp.arange(N)
+        w = w * ((n >= start) & (n < start + window))[:, None]
+    loss = jnp.sum(w * (eq.flow - y) ** 2) / jnp.maximum(jnp.sum(w), 1.0)
+    return loss, eq
+
+
+def check_compatible(model: CalibrationModel, observations) -> None:
+    from ._observations import Observations
+
+    if not isinstance(observations, Observations):
+        raise CalibrationError(f"expected Observations, got {type(observations).__name__}")
+    N, S = model.n_times, model.n_states
+    if observations.values.shape[1:] != (N, S):
+        raise CalibrationError(
+            f"observations have N = {observations.n_times} times and S = {observations.n_states} states; "
+            f"the game has N = {N} grid points (horizon + 1) and S = {S} states"
+        )
+

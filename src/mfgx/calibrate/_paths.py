@@ -1,0 +1,208 @@
+r"""Parameter paths γ(t, μ) ∈ ℝ^p: constant, piecewise in time, or a neural network of (t, μ).
+
+Every path holds unconstrained numbers z and returns a bounded value:
+
+    γ = floor + softplus(z)                          (``upper=None``, the default; floor 0)
+    γ = floor + (upper − floor) · sigmoid(z)         (``upper`` given)
+
+so the floor and the ceiling are chosen per path (the paper's fixed floor 0.1 made ground truths
+below 0.1 unreachable). `evaluate(times, flow)` returns the path γ[N, p] along a flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._errors import CalibrationError
+
+
+class AbstractPath(eqx.Module):
+    """A map (t, μ) ↦ γ ∈ ℝ^p with a positivity (or box) transform; see the module docstring."""
+
+    floor: float = eqx.field(static=True)
+    upper: float | None = eqx.field(static=True)
+
+    def raw(self, t, mu) -> Float[Array, " p"]:
+        """The unconstrained output z(t, μ)."""
+        raise NotImplementedError
+
+    @property
+    def size(self) -> int:
+        """p, the number of parameter components."""
+        raise NotImplementedError
+
+    def __call__(self, t, mu) -> Float[Array, " p"]:
+        return self.transform(self.raw(t, mu))
+
+    def evaluate(self, times, flow) -> Float[Array, "N p"]:
+        """γ_n = γ(t_n, μ_n) along a flow μ[N, S] (the observed one, in the paper's decoupling)."""
+        return jax.vmap(self)(jnp.asarray(times), jnp.asarray(flow))
+
+    def transform(self, z):
+        if self.upper is None:
+            return self.floor + jax.nn.softplus(z)
+        return self.floor + (self.upper - self.floor) * jax.nn.sigmoid(z)
+
+    def inverse(self, value):
+        """z with transform(z) = value (value strictly inside the bounds)."""
+        v = np.asarray(value, dtype=float)
+        lo, hi = self.floor, self.upper
+        if np.any(v <= lo) or (hi is not None and np.any(v >= hi)):
+            bounds = f"({lo}, {hi})" if hi is not None else f"> floor {lo}"
+            raise CalibrationError(f"initial path values must lie in {bounds}, got {v}")
+        if hi is None:
+            x = v - lo
+            return jnp.asarray(np.where(x > 30, x, np.log(np.expm1(np.minimum(x, 30)))))
+        x = (v - lo) / (hi - lo)
+        return jnp.asarray(np.log(x) - np.log1p(-x))
+
+    def inverse_traced(self, value):
+        """`inverse` inside JAX (no checks): z with transform(z) = value."""
+        if self.upper is None:
+            x = value - self.floor
+            return jnp.where(x > 30, x, jnp.log(jnp.expm1(jnp.minimum(x, 30))))
+        x = (value - self.floor) / (self.upper - self.floor)
+        return jnp.log(x) - jnp.log1p(-x)
+
+    @property
+    def values(self) -> Float[Array, "..."]:
+        """The finite-dimensional parameters in their constrained form (for uncertainty)."""
+        raise CalibrationError(
+            f"{type(self).__name__} has no finite-dimensional parameter summary; "
+            "use Constant or PiecewiseConstant for standard errors (or an ensemble of fits)"
+        )
+
+    def with_values(self, values) -> "AbstractPath":
+        """The same path with its constrained parameters replaced (Constant, PiecewiseConstant)."""
+        self.values  # raises for paths without a finite-dimensional summary
+        return eqx.tree_at(lambda p: p.z, self, self.inverse_traced(jnp.reshape(values, self.z.shape)))
+
+
+def _check_bounds(floor, upper):
+    floor = float(floor)
+    if not np.isfinite(floor):
+        raise CalibrationError(f"floor must be finite, got {floor}")
+    if upper is not None:
+        upper = float(upper)
+        if not upper > floor:
+            raise CalibrationError(f"upper ({upper}) must exceed floor ({floor})")
+    return floor, upper
+
+
+class Constant(AbstractPath):
+    """γ(t, μ) = value: one vector for all times and states. ``value`` scalar or [p]."""
+
+    z: Float[Array, " p"]
+
+    def __init__(self, value, *, floor: float = 0.0, upper: float | None = None):
+        self.floor, self.upper = _check_bounds(floor, upper)
+        v = np.atleast_1d(np.asarray(value, dtype=float))
+        if v.ndim != 1:
+            raise CalibrationError(f"Constant value must be a scalar or a vector [p], got shape {v.shape}")
+        self.z = self.inverse(v)
+
+    @property
+    def size(self) -> int:
+        return self.z.shape[0]
+
+    def raw(self, t, mu):
+        return self.z
+
+    @property
+    def values(self):
+        return self.transform(self.z)
+
+
+class PiecewiseConstant(AbstractPath):
+    """γ(t) from values at knots t_0 < … < t_{M−1}: held constant from each knot to the next
+    (``interpolation="constant"``; before t_0 the first value), or linearly interpolated
+    (``"linear"``; constant outside the knots). ``values`` [M] or [M, p]."""
+
+    knots: Float[Array, " M"]
+    z: Float[Array, "M p"]
+    interpolation: str = eqx.field(static=True)
+
+    def __init__(self, knots, values, *, interpolation: str = "constant", floor: float = 0.0, upper=None):
+        self.floor, self.upper = _check_bounds(floor, upper)
+        knots = np.asarray(knots, dtype=float)
+        v = np.asarray(values, dtype=float)
+        if v.ndim == 1:
+            v = v[:, None]
+        if knots.ndim != 1 or knots.size < 1 or np.any(np.diff(knots) <= 0) or not np.all(np.isfinite(knots)):
+            raise CalibrationError("knots must be a non-empty, finite, strictly increasing vector")
+        if v.ndim != 2 or v.shape[0] != knots.size:
+            raise CalibrationError(f"values must have shape [M] or [M, p] with M = {knots.size} knots, got {v.shape}")
+        if interpolation not in ("constant", "linear"):
+            raise CalibrationError(f"interpolation must be 'constant' or 'linear', got {interpolation!r}")
+        self.knots, self.z, self.interpolation = jnp.asarray(knots), self.inverse(v), interpolation
+
+    @property
+    def size(self) -> int:
+        return self.z.shape[1]
+
+    def raw(self, t, mu):
+        if self.interpolation == "linear":
+            return jax.vmap(lambda zc: jnp.interp(t, self.knots, zc), in_axes=1)(self.z)
+        i = jnp.clip(jnp.searchsorted(self.knots, t, side="right") - 1, 0, self.knots.size - 1)
+        return self.z[i]
+
+    @property
+    def values(self):
+        return self.transform(self.z)
+
+
+class Neural(AbstractPath):
+    r"""γ(t, μ) = transform(MLP([t / time_scale, μ])): an Equinox MLP of time and the distribution.
+
+    ``inputs`` selects what the network sees: "t,mu" (default), "t" or "mu". The last layer starts
+    with small weights and a bias at ``init``, so the initial path is close to the constant ``init``.
+    """
+
+    mlp: eqx.nn.MLP
+    inputs: str = eqx.field(static=True)
+    time_scale: float = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        width: int = 64,
+        depth: int = 2,
+        key: PRNGKeyArray | None = None,
+        *,
+        n_states: int,
+        out_size: int = 1,
+        inputs: str = "t,mu",
+        time_scale: float = 1.0,
+        init=1.0,
+        activation: Callable = jax.nn.tanh,
+        floor: float = 0.0,
+        upper: float | None = None,
+    ):
+        self.floor, self.upper = _check_bounds(floor, upper)
+        if inputs not in ("t,mu", "t", "mu"):
+            raise CalibrationError(f"inputs must be 't,mu', 't' or 'mu', got {inputs!r}")
+        if key is None:
+            raise CalibrationError("Neural needs a PRNG key: Neural(width, depth, jax.random.PRNGKey(0), n_states=S)")
+        if not time_scale > 0:
+            raise CalibrationError(f"time_scale must be positive, got {time_scale}")
+        in_size = {"t,mu": 1 + n_states, "t": 1, "mu": n_states}[inputs]
+        mlp = eqx.nn.MLP(in_size, out_size, width, depth, activation=activation, key=key)
+        bias = self.inverse(np.broadcast_to(np.asarray(init, dtype=float), (out_size,)))
+        last = mlp.layers[-1]
+        mlp = eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp, (0.01 * last.weight, bias))
+        self.mlp, self.inputs, self.time_scale, self.out_size = mlp, inputs, float(time_scale), int(out_size)
+
+    @property
+    def size(self) -> int:
+        return self.out_size
+
+    def raw(self, t, mu):
+        t = jnp.reshape(jnp.asarray(t, dtype=jnp.result_type(float)) / self.time_scale, (1,))
+        x = {"t,mu": lambda: jnp.concatenate([t, mu]), "t": lambda: t, "mu": lambda: mu}[self.inputs]()
+        return self.mlp(x)
