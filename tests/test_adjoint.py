@@ -2,6 +2,7 @@
 
 import warnings
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
@@ -87,3 +88,22 @@ def test_rate_game_path_gradients(name):
     f, h = jax.jit(path_loss), 1e-6
     fd = (f(shifted(h)) - f(shifted(-h))) / (2 * h)
     np.testing.assert_allclose(implicit @ flat(direction), fd, rtol=1e-6)
+
+
+def test_vmapped_jitted_implicit_gradient():
+    """Regression: grad of a jitted mean over a vmapped batch of solves (the calibration pattern).
+    With a dense LU/QR adjoint (lineax 0.1.1) this returned wrong values for some batches."""
+    game = mfgx.games.sir(T=20.0, n_points=15)
+    mu0s = jnp.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1]] * 3)[:5]
+    solver = mfgx.Softmax(0.05)
+
+    def batch_loss(beta, adjoint):
+        def one(m0):
+            g = eqx.tree_at(lambda g: g.mu0, game, m0).with_params({"beta": jnp.full(15, beta), "gamma": jnp.full(15, 0.2)})
+            return (mfgx.solve(g, solver, tol=1e-10, max_steps=500, adjoint=adjoint).flow ** 2).sum()
+
+        return jax.vmap(one)(mu0s).mean()
+
+    implicit = float(eqx.filter_jit(jax.grad(lambda b: batch_loss(b, mfgx.ImplicitAdjoint())))(0.3))
+    unrolled = float(eqx.filter_jit(jax.grad(lambda b: batch_loss(b, mfgx.UnrolledAdjoint())))(0.3))
+    np.testing.assert_allclose(implicit, unrolled, rtol=1e-8)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import equinox as eqx
 import lineax as lx
 
-# Systems with at most this many unknowns (T+1)·S are solved by dense LU; larger ones by GMRES.
-DENSE_ADJOINT_LIMIT = 400
+# The default adjoint solve is matrix-free GMRES at every size. Not a dense factorisation: with
+# lineax 0.1.1, materialising the Jacobian operator for LU or QR under jit + grad + vmap returned
+# wrong values (even NaN) for some batches, where GMRES agrees with unrolled differentiation.
 
 
 class AbstractAdjoint(eqx.Module):
@@ -20,8 +21,8 @@ class ImplicitAdjoint(AbstractAdjoint):
 
         (I − ∂Φ/∂m)ᵀ w = ∂L/∂m*,     ∂L/∂θ = (∂Φ/∂θ)ᵀ w,
 
-    solved matrix-free (JVPs and VJPs of Φ, never the Jacobian) by ``linear_solver``: GMRES by
-    default, dense LU when the flow has at most `DENSE_ADJOINT_LIMIT` entries. A solve that does not
+    solved matrix-free (JVPs and VJPs of Φ, never the Jacobian) by ``linear_solver`` (GMRES by
+    default; pass e.g. ``lx.BiCGStab(...)``). A solve that does not
     converge raises an error instead of returning a wrong gradient. Cost: about one Krylov solve of
     VJPs of Φ, independent of the number of forward iterations.
 
@@ -35,8 +36,6 @@ class ImplicitAdjoint(AbstractAdjoint):
     def solver_for(self, size: int) -> lx.AbstractLinearSolver:
         if self.linear_solver is not None:
             return self.linear_solver
-        if size <= DENSE_ADJOINT_LIMIT:
-            return lx.LU()
         return lx.GMRES(rtol=1e-10, atol=1e-12, restart=40, max_steps=20 * size)
 
 

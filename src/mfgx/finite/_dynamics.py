@@ -149,15 +149,10 @@ def uniform_policy(game: FiniteGame) -> Policy:
 
 # --- stationary (discounted, infinite-horizon) games -------------------------------------------
 
-_DENSE_LIMIT = 2000  # direct LU up to this many states, GMRES beyond
-
-
 def _linear_solve(fn, rhs):
+    """Matrix-free GMRES (see _adjoint.py for why not a dense factorisation)."""
     op = lx.FunctionLinearOperator(fn, jax.ShapeDtypeStruct(rhs.shape, rhs.dtype))
-    if rhs.shape[0] <= _DENSE_LIMIT:
-        solver = lx.LU()
-    else:
-        solver = lx.GMRES(rtol=1e-12, atol=1e-12, restart=50, max_steps=10 * rhs.shape[0])
+    solver = lx.GMRES(rtol=1e-13, atol=1e-14, restart=50, max_steps=20 * rhs.shape[0] + 100)
     return lx.linear_solve(op, rhs, solver).value
 
 
