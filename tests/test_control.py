@@ -87,3 +87,23 @@ def test_euler_positivity_failure_is_an_error():
 def test_policy_solvers_are_rejected():
     with pytest.raises(TypeError, match="needs finite actions"):
         mfgx.solve(GAME, mfgx.MirrorDescent())
+
+
+def test_bike_share_nests_the_forward_ode():
+    """c = 0, g = 0: the value is 0, a* = q^base, and the equilibrium flow is μ_{n+1} = μ_n (I + Δt Q^base)."""
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.1, 2.0, size=(4, 4)) * (1 - np.eye(4))
+    mu0 = rng.dirichlet(np.ones(4))
+    game = mfgx.games.bike_share(base, c=0.0, mu0=mu0, n_points=21)
+    eq = mfgx.solve(game, SOLVER, tol=1e-13, max_steps=50)
+    Q = base - np.diag(base.sum(1))
+    flow = [mu0]
+    for _ in range(20):
+        flow.append(flow[-1] @ (np.eye(4) + game.dt * Q))
+    np.testing.assert_allclose(np.asarray(eq.flow), np.array(flow), atol=1e-13)
+    np.testing.assert_allclose(np.asarray(eq.value), 0.0, atol=1e-13)
+    # with congestion cost, agents avoid crowded stations: fewer rides into the most crowded one
+    crowded = mfgx.solve(game.with_params({**game.params, "c": jnp.asarray(2.0)}), SOLVER, tol=1e-12, max_steps=200)
+    assert bool(crowded.converged) and float(crowded.exploitability) < 1e-10
+    target = int(np.argmax(np.asarray(crowded.flow[0])))
+    assert np.asarray(crowded.policy)[0, :, target].sum() < base[:, target].sum()

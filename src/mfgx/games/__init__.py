@@ -2,7 +2,7 @@
 
 from ._build import Constant, deterministic_moves, grid_kernel
 from ._grid import crowd_grid
-from ._epidemic import CYBER_BASE, cybersecurity, lq_rates, sir
+from ._epidemic import CYBER_BASE, bike_share, cybersecurity, lq_rates, sir
 from ._classic import (
     beach_bar,
     crowd_ring,
@@ -90,6 +90,7 @@ __all__ = [
     "Constant",
     "REGISTRY",
     "beach_bar",
+    "bike_share",
     "CYBER_BASE",
     "crowd_grid",
     "crowd_ring",

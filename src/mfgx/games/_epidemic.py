@@ -12,10 +12,11 @@ from jaxtyping import Array
 from ..finite import FiniteGame, rate_game
 
 
-def at(path, t, dt):
-    """θ at physical time t: the scalar itself, or entry n = round(t/Δt) of a path."""
+def at(path, t, dt, value_ndim: int = 0):
+    """θ at physical time t: the value itself (``value_ndim`` dimensions), or entry n = round(t/Δt)
+    of a path (one more leading dimension)."""
     path = jnp.asarray(path)
-    if path.ndim == 0:
+    if path.ndim == value_ndim:
         return path
     return path[jnp.clip(jnp.round(t / dt).astype(int), 0, path.shape[0] - 1)]
 
@@ -211,3 +212,54 @@ def lq_rates(
         mu0, _LQCost(dt, q_bar, w, c, p, kappa), _LQTerminal(s, c_T, p), _LQBestRates(dt, q_bar, w, kappa, a_max),
         n_points - 1, dt, jnp.asarray(gamma, float),
     )
+
+
+class _BikeCost(eqx.Module):
+    dt: float
+
+    def __call__(self, t, mu, theta, a):
+        base = at(theta["q_base"], t, self.dt, value_ndim=2)
+        off = 1 - jnp.eye(mu.shape[0], dtype=mu.dtype)
+        effort = theta["b"] * (off * (a - base) ** 2).sum(-1)
+        return effort + theta["c"] * (off * a * mu[None, :]).sum(-1)
+
+
+class _BikeBestRates(eqx.Module):
+    dt: float
+    a_max: float
+
+    def __call__(self, t, mu, theta, u_next):
+        base = at(theta["q_base"], t, self.dt, value_ndim=2)
+        du = u_next[None, :] - u_next[:, None]  # u(y) − u(x)
+        return jnp.clip(base - (theta["c"] * mu[None, :] + du) / (2 * theta["b"]), 0.0, self.a_max)
+
+
+class _BikeTerminal(eqx.Module):
+    def __call__(self, mu, theta):
+        return jnp.broadcast_to(theta["w_g"], mu.shape)
+
+
+def bike_share(q_base, b=1.0, c=0.5, w_g=None, mu0=None, T: float = 1.0, n_points: int = 64, a_max: float = 100.0):
+    r"""Bike-share MFG of the calibration paper (§6.5, variant B), a `ControlGame`.
+
+    States are stations (the last one "external"); the control a_xy is the rate of riding x → y:
+
+        f(x, a, μ) = b Σ_{y≠x} (a_xy − q^base_xy)² + c Σ_{y≠x} μ(y) a_xy,     g(x) = w_g(x),
+        a*_xy = clip(q^base_xy − (c μ(y) + u(y) − u(x)) / (2b), 0, a_max).
+
+    θ = {"q_base": [S, S] or a path [N, S, S], "b", "c", "w_g": [S]}. With c = 0 and w_g = 0 the
+    value is 0, a* = q^base and the flow is the forward ODE of the base rates (the paper's baseline).
+    Unlike the paper's code, the flow is not projected onto the simplex: explicit Euler must keep
+    it there (Δt Σ_y a_xy ≤ 1), or solving raises.
+    """
+    from ..finite import ControlGame
+
+    q_base = jnp.asarray(q_base, float)
+    d = q_base.shape[-1]
+    dt = T / (n_points - 1)
+    theta = {
+        "q_base": q_base, "b": jnp.asarray(b, float), "c": jnp.asarray(c, float),
+        "w_g": jnp.zeros(d) if w_g is None else jnp.asarray(w_g, float),
+    }
+    mu0 = jnp.full(d, 1.0 / d) if mu0 is None else jnp.asarray(mu0, float)
+    return ControlGame(mu0, _BikeCost(dt), _BikeTerminal(), _BikeBestRates(dt, a_max), n_points - 1, dt, theta)
