@@ -165,6 +165,23 @@ def test_resume_equals_uninterrupted(lq_split, tmp_path):
         cal.fit(lq_model(), train, epochs=6, checkpoint_dir=tmp_path / "a", **{**kw, "seed": 8})
 
 
+def test_patience_stops_on_validation(lq_split, tmp_path):
+    train, val, _ = lq_split
+    kw = dict(val=val, optimizer=OPT, epochs=30, batch_size=BATCH, progress=False, patience=2, checkpoint_dir=tmp_path)
+    c = cal.fit(lq_model(), train, **kw)
+    assert c.stopped_early and c.epochs_run < 30 and c.best_epoch == c.epochs_run - 2
+    again = cal.fit(lq_model(), train, **kw)  # resuming a stopped fit does not train further
+    assert again.epochs_run == c.epochs_run and again.history == c.history
+
+
+def test_random_window_loss(lq_split):
+    train = lq_split[0]
+    c = cal.fit(lq_model(), train, optimizer=OPT, epochs=30, batch_size=BATCH, window=0.2, progress=False)
+    full = [r["train"]["loss"] for r in c.history]  # evaluation is always full-horizon
+    assert not np.allclose(c.losses(), full)
+    assert abs(float(c.path.values[0]) - GAMMA) < 0.5 * abs(2.5 - GAMMA)
+
+
 def test_nonconvergence_is_counted_and_warned(lq_split):
     train = lq_split[0]
     # Picard reaches an exact float fixed point here, so no tol ≥ 0 can fail: set a negative one,

@@ -179,7 +179,7 @@ def fit(
     y, mask = train.values, train.mask
     stopped = False
     with progress_bar(progress, state["epoch"], epochs) as bar:
-        for e in range(state["epoch"], epochs):
+        for e in range(state["epoch"], state["epoch"] if state.get("stopped") else epochs):
             ekey = jax.random.fold_in(key, e)
             perm_key, win_key = jax.random.split(ekey)
             perm = np.asarray(jax.random.permutation(perm_key, K))
@@ -231,7 +231,7 @@ def fit(
             if callback is not None and callback(record):
                 stopped = True
             state["history"].append(record)
-            state["epoch"] = done
+            state["epoch"], state["stopped"] = done, stopped
             if done % checkpoint_every == 0 or done == epochs or stopped:
                 checkpoint()
             info = f"loss {record['train_loss']:.3e}"
@@ -247,4 +247,5 @@ def fit(
     else:
         selected, on = final, "last epoch"
         state["best_epoch"] = state["epoch"]
+    stopped = bool(state.get("stopped", False))
     return Calibration(selected, final, list(state["history"]), state["best_epoch"], on, state["epoch"], stopped, B)

@@ -135,7 +135,7 @@ class Observations(eqx.Module):
 
     __getitem__ = subset
 
-    def split(self, train: float = 0.8, val: float = 0.1, test: float = 0.1, *, seed: int = 0):
+    def split(self, train: float = 0.8, val: float = 0.1, test: float = 0.1, seed: int = 0):
         """Split by trajectory into (train, val, test), shuffled by ``seed``.
 
         Fractions (summing to 1) or counts (summing to K). A part of size 0 is returned as None;

@@ -75,11 +75,9 @@ def simulate(
     y = flow
     if noise > 0:
         rng = np.random.default_rng(seed)
-        kappa = 1.0 / noise
-        y = np.empty_like(flow)
-        for k in range(flow.shape[0]):
-            for n in range(flow.shape[1]):
-                y[k, n] = rng.dirichlet(kappa * (np.clip(flow[k, n], 0, None) + 1e-6))
+        # Dirichlet(α) draws for every (k, n) at once: independent Gamma(α_x) normalised.
+        g = rng.standard_gamma((np.clip(flow, 0, None) + 1e-6) / noise)
+        y = g / g.sum(-1, keepdims=True)
         if not noisy_initial:
             y[:, 0] = flow[:, 0]
         y = y / y.sum(-1, keepdims=True)
