@@ -5,8 +5,8 @@ GMRES (matrix-free) and a Python loop over the batch are exact and reproducible.
 
     .venv/bin/python experiments/repro_vmap_lu_adjoint.py
 
-Found while writing mfgx.calibrate, whose models therefore default to
-ImplicitAdjoint(lx.GMRES(...)) (see src/mfgx/calibrate/_model.py).
+Found while writing mfgx.calibrate; the engine's ImplicitAdjoint has since defaulted to GMRES at every
+size (src/mfgx/finite/_adjoint.py). Kept as the regression reproduction for lineax 0.1.1.
 """
 
 import equinox as eqx

@@ -22,7 +22,6 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
 import numpy as np
 from jaxtyping import Array, Float
 
@@ -63,15 +62,6 @@ def _probe(game):
     return game.reward(0, m, game.params), game.kernel.matrix(0, m, game.params)
 
 
-def batch_safe_adjoint(size: int) -> ImplicitAdjoint:
-    """The implicit adjoint with a matrix-free GMRES solve.
-
-    Under ``vmap`` + ``grad`` the engine's default for small systems (a materialised LU) gave
-    non-deterministic, wrong gradients with jax 0.10.2 / lineax 0.1.1
-    (experiments/repro_vmap_lu_adjoint.py); GMRES, which never materialises the Jacobian, is exact."""
-    return ImplicitAdjoint(lx.GMRES(rtol=1e-10, atol=1e-12, restart=min(40, size), max_steps=20 * size))
-
-
 class CalibrationModel(eqx.Module):
     r"""What is fitted: a game, a parameter path and how θ is built from it; see the module docstring.
 
@@ -84,7 +74,7 @@ class CalibrationModel(eqx.Module):
       Default: ``γ[:, 0]`` for a one-component path, else γ itself. Define it once (a module-level
       function): jit caches on its identity.
     - `solver`: `mfgx.FixedPoint(0.0)` (default) or `mfgx.Softmax(τ)`; `tol`, `max_steps`, `adjoint`
-      are passed to `mfgx.solve` (default adjoint: `batch_safe_adjoint`, implicit with GMRES).
+      are passed to `mfgx.solve` (default adjoint: `mfgx.ImplicitAdjoint()`, matrix-free GMRES).
     - `evaluate_on`: "observed" (γ from the observed flow, outside the fixed point) or "iterate".
     - `times`: the path's time input t_n (default: the game's physical grid n·Δt).
     """
@@ -136,7 +126,7 @@ class CalibrationModel(eqx.Module):
         if logits.shape != (S,):
             raise CalibrationError(f"mu0_logits must have shape ({S},), got {logits.shape}")
         if adjoint is None:
-            adjoint = batch_safe_adjoint(N * S)
+            adjoint = ImplicitAdjoint()  # matrix-free GMRES (experiments/repro_vmap_lu_adjoint.py: not LU/QR)
         self.game, self.path, self.to_params, self.solver, self.adjoint = game, path, to_params, solver, adjoint
         self.times, self.mu0_logits = jnp.asarray(times), jnp.asarray(logits)
         self.tol, self.max_steps, self.evaluate_on = jnp.asarray(float(tol)), int(max_steps), evaluate_on
