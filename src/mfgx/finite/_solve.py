@@ -166,9 +166,9 @@ def solve(
     `ConvergenceWarning` is issued, or an error is raised when ``throw=True``.
 
     Jit-compiled; `jax.vmap` it over games that differ in arrays only (e.g. ``game.with_params``).
-    Differentiable in the game's arrays (θ, μ₀ excepted under the implicit adjoint): by the implicit
-    function theorem at the equilibrium (``adjoint=ImplicitAdjoint()``, the default) or through the
-    iterations (``adjoint=UnrolledAdjoint()``). See `ImplicitAdjoint` for what exact best
+    Differentiable in the game's arrays (θ, μ₀, ...): by the implicit function theorem at the
+    equilibrium (``adjoint=ImplicitAdjoint()``, the default) or through the iterations
+    (``adjoint=UnrolledAdjoint()``). See `ImplicitAdjoint` for what exact best
     responses contribute.
     """
     if not isinstance(game, (FiniteGame, ControlGame)):
