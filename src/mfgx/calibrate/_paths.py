@@ -11,6 +11,8 @@ below 0.1 unreachable). `evaluate(times, flow)` returns the path γ[N, p] along 
 
 from __future__ import annotations
 
+import abc
+
 from collections.abc import Callable
 
 import equinox as eqx
@@ -28,14 +30,14 @@ class AbstractPath(eqx.Module):
     floor: float = eqx.field(static=True)
     upper: float | None = eqx.field(static=True)
 
+    @abc.abstractmethod
     def raw(self, t, mu) -> Float[Array, " p"]:
         """The unconstrained output z(t, μ)."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def size(self) -> int:
         """p, the number of parameter components."""
-        raise NotImplementedError
 
     def __call__(self, t, mu) -> Float[Array, " p"]:
         return self.transform(self.raw(t, mu))

@@ -8,6 +8,8 @@ fixed-point residual ‖Φ(m) − m‖_∞. Policy-space solvers (`FictitiousPla
 
 from __future__ import annotations
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -20,19 +22,21 @@ class AbstractSolver(eqx.Module):
     """A solver iterates ``step`` from ``init``; its solution is a fixed point m* = Φ(m*) of
     Φ(m) = m(propagate(respond(m))), which is what the implicit adjoint differentiates."""
 
+    @abc.abstractmethod
     def init(self, game: FiniteGame):
-        raise NotImplementedError
+        """The initial solver state."""
 
+    @abc.abstractmethod
     def step(self, game: FiniteGame, state):
-        raise NotImplementedError
+        """One iteration: ``(new state, residual)``."""
 
+    @abc.abstractmethod
     def mean_field(self, game: FiniteGame, state):
         """The mean-field flow m of a solver state."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def policy(self, game: FiniteGame, state):
         """The policy of a solver state."""
-        raise NotImplementedError
 
     def respond(self, game: FiniteGame, mf):
         """The best response that defines the solver's equilibrium map Φ (exact by default)."""
