@@ -29,7 +29,7 @@ venv:
 	@if [ ! -f $(STAMP) ] || [ pyproject.toml -nt $(STAMP) ]; then \
 		echo "installing mfgx and its dependencies into $(VENV) (a few minutes the first time)"; \
 		$(BIN)/pip install -q --upgrade pip && \
-		$(BIN)/pip install -q -e '.[test]' && \
+		$(BIN)/pip install -q -e '.[test,data]' && \
 		touch $(STAMP); \
 	fi
 

@@ -13,6 +13,7 @@ import pytest
 
 import mfgx
 from mfgx import calibrate as cal
+from mfgx.data import DataError
 
 # --- LQ jump-rate game (calibration paper §6.1), d = 3, N = 25 points on [0, 2] -------------------
 LQ = mfgx.games.lq_rates(d=3, n_points=25)
@@ -47,30 +48,30 @@ def test_observations_validation():
     obs = cal.Observations(y, labels=("a", "b", "c"), times=np.arange(4.0), noise=0.01, metadata={"src": "x"})
     assert (obs.n_trajectories, obs.n_times, obs.n_states) == (2, 4, 3) and obs.fully_observed
     assert cal.Observations(y[0]).n_trajectories == 1
-    with pytest.raises(cal.CalibrationError, match=r"shape \[K, N, S\]"):
+    with pytest.raises(DataError, match=r"shape \[K, N, S\]"):
         cal.Observations(np.ones(3))
-    with pytest.raises(cal.CalibrationError, match="not finite .* trajectory 1, time 2, state 0"):
+    with pytest.raises(DataError, match="not finite .* trajectory 1, time 2, state 0"):
         cal.Observations(np.where(np.arange(24).reshape(2, 4, 3) == 18, np.nan, y), mask=np.ones(3, bool))
-    with pytest.raises(cal.CalibrationError, match="negative mass .* trajectory 0, time 1, state 2"):
+    with pytest.raises(DataError, match="negative mass .* trajectory 0, time 1, state 2"):
         bad = y.copy()
         bad[0, 1] = (0.6, 0.6, -0.2)
         cal.Observations(bad)
-    with pytest.raises(cal.CalibrationError, match="trajectory 1, time 3 sums to 0.9"):
+    with pytest.raises(DataError, match="trajectory 1, time 3 sums to 0.9"):
         bad = y.copy()
         bad[1, 3] = (0.3, 0.3, 0.3)
         cal.Observations(bad)
-    with pytest.raises(cal.CalibrationError, match="mask must have shape"):
+    with pytest.raises(DataError, match="mask must have shape"):
         cal.Observations(y, mask=np.ones(4, bool))
-    with pytest.raises(cal.CalibrationError, match="labels must name the S = 3"):
+    with pytest.raises(DataError, match="labels must name the S = 3"):
         cal.Observations(y, labels=("a", "b"))
-    with pytest.raises(cal.CalibrationError, match="strictly increasing"):
+    with pytest.raises(DataError, match="strictly increasing"):
         cal.Observations(y, times=[0, 1, 1, 2])
     # partial observation: NaN allowed where unobserved (inferred mask), only I observed via [S]
     partial = np.where(np.arange(3) == 1, 0.2, np.nan) * np.ones((2, 4, 1))
     assert np.asarray(cal.Observations(partial).mask).sum() == 8
     only_i = cal.Observations(np.where(np.isnan(partial), 0.0, partial), mask=[False, True, False])
     assert not only_i.fully_observed and np.asarray(only_i.values)[0, 0, 1] == 0.2
-    with pytest.raises(cal.CalibrationError, match="sums to 1.2 > 1"):
+    with pytest.raises(DataError, match="sums to 1.2 > 1"):
         cal.Observations(np.full((1, 2, 3), 0.6), mask=[True, True, False])
 
 
@@ -84,9 +85,9 @@ def test_split_by_trajectory():
     again = cal.Observations(y).split(0.6, 0.2, 0.2, seed=3)
     np.testing.assert_array_equal(np.asarray(again[0].values), np.asarray(tr.values))
     assert cal.Observations(y).split(8, 2, 0)[2] is None
-    with pytest.raises(cal.CalibrationError, match="sum to 1"):
+    with pytest.raises(DataError, match="sum to 1"):
         cal.Observations(y).split(0.5, 0.2, 0.2)
-    with pytest.raises(cal.CalibrationError, match="val fraction 0.01 gives no trajectory"):
+    with pytest.raises(DataError, match="val fraction 0.01 gives no trajectory"):
         cal.Observations(y).split(0.98, 0.01, 0.01)
 
 

@@ -15,7 +15,7 @@ from ._errors import CalibrationError
 from ._fit import Calibration, fit
 from ._metrics import evaluate, path_error, paths
 from ._model import CalibrationModel, identity_params, scalar_params
-from ._observations import Observations
+from ..data import Observations
 from ._paths import AbstractPath, Constant, Neural, PiecewiseConstant
 from ._synthetic import simulate
 from ._uncertainty import Uncertainty, laplace, refine

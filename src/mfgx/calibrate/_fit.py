@@ -16,13 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import _checkpoint
+from .._progress import progress_bar
 from ..finite import ConvergenceWarning
-from . import _checkpoint
 from ._errors import CalibrationError
 from ._metrics import evaluate
-from ._model import CalibrationModel, check_compatible, trajectory_loss
-from ._observations import Observations
-from ._progress import progress_bar
+from ._model import CalibrationModel, check_compatible, covariates_of, trajectory_loss
+from ..data import Observations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,11 +69,11 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
 
 
 @eqx.filter_jit
-def _train_step(params, static, opt_state, y, mask, weight, key, optimizer, window):
+def _train_step(params, static, opt_state, y, mask, z, weight, key, optimizer, window):
     def batch_loss(p):
         model = eqx.combine(p, static)
         keys = jax.random.split(key, y.shape[0])
-        losses, eq = eqx.filter_vmap(lambda yy, mm, kk: trajectory_loss(model, yy, mm, kk, window))(y, mask, keys)
+        losses, eq = eqx.filter_vmap(lambda yy, mm, kk, zz: trajectory_loss(model, yy, mm, kk, window, zz))(y, mask, keys, z)
         return jnp.sum(weight * losses) / jnp.sum(weight), (eq.converged, eq.residual)
 
     (loss, (converged, residual)), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(params)
@@ -162,7 +162,7 @@ def fit(
     state = {"epoch": 0, "history": [], "best_epoch": 0, "best_val": math.inf, "bad_evals": 0}
     settings = {"n_train": K, "n_val": 0 if val is None else len(val), "batch_size": B, "seed": int(seed), "window": win}
     if checkpoint_dir is not None and resume:
-        loaded = _checkpoint.load(checkpoint_dir, (params, opt_state, key, best_params))
+        loaded = _checkpoint.load(checkpoint_dir, (params, opt_state, key, best_params), error=CalibrationError)
         if loaded is not None:
             header, (params, opt_state, key, best_params) = loaded
             if header["settings"] != settings:
@@ -176,7 +176,7 @@ def fit(
         if checkpoint_dir is not None:
             _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (params, opt_state, key, best_params))
 
-    y, mask = train.values, train.mask
+    y, mask, z = train.values, train.mask, covariates_of(train)
     stopped = False
     with progress_bar(progress, state["epoch"], epochs) as bar:
         for e in range(state["epoch"], state["epoch"] if state.get("stopped") else epochs):
@@ -193,7 +193,7 @@ def fit(
                     w = jnp.asarray(weights[b * B : (b + 1) * B])
                     try:
                         params, opt_state, loss, bad, wr = _train_step(
-                            params, static, opt_state, y[sel], mask[sel], w, jax.random.fold_in(win_key, b), optimizer, win
+                            params, static, opt_state, y[sel], mask[sel], None if z is None else z[sel], w, jax.random.fold_in(win_key, b), optimizer, win
                         )
                         loss = float(loss)
                     except (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError) as err:

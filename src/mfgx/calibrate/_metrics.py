@@ -10,7 +10,7 @@ import numpy as np
 
 from ..finite import ConvergenceWarning
 from ._errors import CalibrationError
-from ._model import CalibrationModel, _predict, check_compatible
+from ._model import CalibrationModel, _predict, check_compatible, covariates_of
 
 
 def _as_model(obj) -> CalibrationModel:
@@ -20,7 +20,7 @@ def _as_model(obj) -> CalibrationModel:
     return model
 
 
-def predict_batched(model: CalibrationModel, values, mask, batch_size: int):
+def predict_batched(model: CalibrationModel, values, mask, batch_size: int, covariates=None):
     """Predicted flows, converged flags and residuals, in chunks of ``batch_size`` trajectories
     (the last chunk padded, so that one compiled shape serves every chunk)."""
     K = values.shape[0]
@@ -31,7 +31,7 @@ def predict_batched(model: CalibrationModel, values, mask, batch_size: int):
         warnings.simplefilter("ignore", ConvergenceWarning)  # counted and reported by the caller
         for start in range(0, idx.size, B):
             sel = idx[start : start + B]
-            f, c, r = _predict(model, values[sel], mask[sel])
+            f, c, r = _predict(model, values[sel], mask[sel], None if covariates is None else covariates[sel])
             flows.append(np.asarray(f))
             conv.append(np.asarray(c))
             res.append(np.asarray(r))
@@ -54,7 +54,7 @@ def evaluate(model, observations, *, batch_size: int | None = None) -> dict:
     model = _as_model(model)
     check_compatible(model, observations)
     y, m = np.asarray(observations.values), np.asarray(observations.mask)
-    flows, conv, res = predict_batched(model, observations.values, observations.mask, batch_size)
+    flows, conv, res = predict_batched(model, observations.values, observations.mask, batch_size, covariates_of(observations))
     err = m * (flows - y) ** 2
     per_traj = err.sum((1, 2)) / np.maximum(m.sum((1, 2)), 1)
     return {
@@ -71,7 +71,7 @@ def path_error(model, truth, observations) -> float:
     both paths evaluated on the observed flows (``truth``: any `AbstractPath` or callable (t, μ) → γ)."""
     model = _as_model(model)
     check_compatible(model, observations)
-    fitted = np.asarray(_paths_on(model, observations.values, observations.mask))
+    fitted = np.asarray(_paths_on(model, observations.values, observations.mask, covariates_of(observations)))
     y = jnp.where(observations.mask, observations.values, 0.0)
     true = np.asarray(eqx.filter_vmap(eqx.filter_vmap(truth))(jnp.broadcast_to(model.times, y.shape[:2]), y))
     true = true.reshape(fitted.shape)
@@ -79,12 +79,12 @@ def path_error(model, truth, observations) -> float:
 
 
 @eqx.filter_jit
-def _paths_on(model, values, mask):
-    return eqx.filter_vmap(model.path_on)(values, mask)
+def _paths_on(model, values, mask, z=None):
+    return eqx.filter_vmap(model.path_on)(values, mask, z)
 
 
 def paths(model, observations):
     """γ[K, N, p]: the fitted path on each observed trajectory."""
     model = _as_model(model)
     check_compatible(model, observations)
-    return _paths_on(model, observations.values, observations.mask)
+    return _paths_on(model, observations.values, observations.mask, covariates_of(observations))

@@ -163,36 +163,45 @@ class CalibrationModel(eqx.Module):
         mu0 = observed + rest * share
         return mu0 / mu0.sum()
 
-    def path_on(self, y, mask) -> Float[Array, "N p"]:
-        """γ[N, p] on one observed trajectory (unobserved entries read as 0)."""
-        return self.path.evaluate(self.times, jnp.where(mask, y, 0.0))
+    def path_on(self, y, mask, z=None) -> Float[Array, "N p"]:
+        """γ[N, p] on one observed trajectory (unobserved entries read as 0); covariates z[N, C],
+        when the observations carry them, are appended to the path's μ input."""
+        inputs = jnp.where(mask, y, 0.0)
+        if z is not None:
+            inputs = jnp.concatenate([inputs, jnp.asarray(z, inputs.dtype)], axis=-1)
+        return self.path.evaluate(self.times, inputs)
 
-    def game_for(self, y, mask):
+    def game_for(self, y, mask, z=None):
         """The game of one trajectory: its μ₀ and its θ (or the path inside, on the iterate)."""
         game = eqx.tree_at(lambda g: g.mu0, self.game, self.initial(y[0], mask[0]))
         if self.evaluate_on == "iterate":
             return on_iterate(game, self.path, self.to_params, self.times)
-        return game.with_params(self.to_params(self.path_on(y, mask)))
+        return game.with_params(self.to_params(self.path_on(y, mask, z)))
 
-    def solve_one(self, y, mask):
-        """The equilibrium predicted for one trajectory."""
-        return solve(self.game_for(y, mask), self.solver, tol=self.tol, max_steps=self.max_steps, adjoint=self.adjoint)
+    def solve_one(self, y, mask, z=None):
+        """The equilibrium predicted for one trajectory (covariates z[N, C] or None)."""
+        return solve(self.game_for(y, mask, z), self.solver, tol=self.tol, max_steps=self.max_steps, adjoint=self.adjoint)
 
     def predict(self, observations) -> Float[Array, "K N S"]:
         """Predicted flows μ̂[K, N, S] for every trajectory of ``observations``."""
         check_compatible(self, observations)
-        return _predict(self, observations.values, observations.mask)[0]
+        return _predict(self, observations.values, observations.mask, covariates_of(observations))[0]
+
+
+def covariates_of(observations):
+    """The observations' covariates z[K, N, C], or None."""
+    return getattr(observations, "covariates", None)
 
 
 @eqx.filter_jit
-def _predict(model: CalibrationModel, y, mask):
-    eq = eqx.filter_vmap(model.solve_one)(y, mask)
+def _predict(model: CalibrationModel, y, mask, z=None):
+    eq = eqx.filter_vmap(model.solve_one)(y, mask, z)
     return eq.flow, eq.converged, eq.residual
 
 
-def trajectory_loss(model: CalibrationModel, y, mask, key=None, window: int | None = None):
+def trajectory_loss(model: CalibrationModel, y, mask, key=None, window: int | None = None, z=None):
     """(masked mean square over the horizon or a random window of ``window`` points, equilibrium)."""
-    eq = model.solve_one(y, mask)
+    eq = model.solve_one(y, mask, z)
     w = mask.astype(eq.flow.dtype)
     if window is not None:
         N = y.shape[0]
@@ -204,7 +213,7 @@ def trajectory_loss(model: CalibrationModel, y, mask, key=None, window: int | No
 
 
 def check_compatible(model: CalibrationModel, observations) -> None:
-    from ._observations import Observations
+    from ..data import Observations
 
     if not isinstance(observations, Observations):
         raise CalibrationError(f"expected Observations, got {type(observations).__name__}")
@@ -214,4 +223,14 @@ def check_compatible(model: CalibrationModel, observations) -> None:
             f"observations have N = {observations.n_times} times and S = {observations.n_states} states; "
             f"the game has N = {N} grid points (horizon + 1) and S = {S} states"
         )
+    z = covariates_of(observations)
+    C = 0 if z is None else z.shape[-1]
+    wanted = model.path.n_covariates
+    if C != wanted:
+        raise CalibrationError(
+            f"the path reads {wanted} covariate(s) but the observations carry {C}; build the path with "
+            f"n_covariates={C} (e.g. Neural(..., n_covariates={C}))"
+        )
+    if C and model.evaluate_on == "iterate":
+        raise CalibrationError("covariates enter the path on the observed trajectory: use evaluate_on='observed'")
 

@@ -39,6 +39,11 @@ class AbstractPath(eqx.Module):
     def size(self) -> int:
         """p, the number of parameter components."""
 
+    @property
+    def n_covariates(self) -> int:
+        """C, the number of covariates read after μ (0: the path sees (t, μ) only)."""
+        return 0
+
     def __call__(self, t, mu) -> Float[Array, " p"]:
         return self.transform(self.raw(t, mu))
 
@@ -160,9 +165,12 @@ class PiecewiseConstant(AbstractPath):
 
 
 class Neural(AbstractPath):
-    r"""γ(t, μ) = transform(MLP([t / time_scale, μ])): an Equinox MLP of time and the distribution.
+    r"""γ(t, μ, z) = transform(MLP([t / time_scale, μ, z])): an Equinox MLP of time, the distribution
+    and ``n_covariates`` covariates z (e.g. school terms or lockdown indicators, carried by the
+    observations; 0 by default).
 
-    ``inputs`` selects what the network sees: "t,mu" (default), "t" or "mu". The last layer starts
+    ``inputs`` selects what the network sees of (t, μ): "t,mu" (default), "t" or "mu"; covariates
+    are always seen. ``depth=0`` gives a linear (generalised-linear) path. The last layer starts
     with small weights and a bias at ``init``, so the initial path is close to the constant ``init``.
     """
 
@@ -170,6 +178,8 @@ class Neural(AbstractPath):
     inputs: str = eqx.field(static=True)
     time_scale: float = eqx.field(static=True)
     out_size: int = eqx.field(static=True)
+    n_states: int = eqx.field(static=True)
+    covariates: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -185,26 +195,35 @@ class Neural(AbstractPath):
         activation: Callable = jax.nn.tanh,
         floor: float = 0.0,
         upper: float | None = None,
+        n_covariates: int = 0,
     ):
         self.floor, self.upper = _check_bounds(floor, upper)
+        if not (isinstance(n_covariates, (int, np.integer)) and n_covariates >= 0):
+            raise CalibrationError(f"n_covariates must be a non-negative int, got {n_covariates!r}")
         if inputs not in ("t,mu", "t", "mu"):
             raise CalibrationError(f"inputs must be 't,mu', 't' or 'mu', got {inputs!r}")
         if key is None:
             raise CalibrationError("Neural needs a PRNG key: Neural(width, depth, jax.random.PRNGKey(0), n_states=S)")
         if not time_scale > 0:
             raise CalibrationError(f"time_scale must be positive, got {time_scale}")
-        in_size = {"t,mu": 1 + n_states, "t": 1, "mu": n_states}[inputs]
+        in_size = {"t,mu": 1 + n_states, "t": 1, "mu": n_states}[inputs] + int(n_covariates)
         mlp = eqx.nn.MLP(in_size, out_size, width, depth, activation=activation, key=key)
         bias = self.inverse(np.broadcast_to(np.asarray(init, dtype=float), (out_size,)))
         last = mlp.layers[-1]
         mlp = eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp, (0.01 * last.weight, bias))
         self.mlp, self.inputs, self.time_scale, self.out_size = mlp, inputs, float(time_scale), int(out_size)
+        self.n_states, self.covariates = int(n_states), int(n_covariates)
 
     @property
     def size(self) -> int:
         return self.out_size
 
+    @property
+    def n_covariates(self) -> int:
+        return self.covariates
+
     def raw(self, t, mu):
         t = jnp.reshape(jnp.asarray(t, dtype=jnp.result_type(float)) / self.time_scale, (1,))
-        x = {"t,mu": lambda: jnp.concatenate([t, mu]), "t": lambda: t, "mu": lambda: mu}[self.inputs]()
-        return self.mlp(x)
+        m, z = mu[: self.n_states], mu[self.n_states :]
+        x = {"t,mu": lambda: jnp.concatenate([t, m]), "t": lambda: t, "mu": lambda: m}[self.inputs]()
+        return self.mlp(jnp.concatenate([x, z]))

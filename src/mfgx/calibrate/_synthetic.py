@@ -21,7 +21,7 @@ from ..finite import AbstractSolver, FixedPoint, solve
 from ._errors import CalibrationError
 from ._iterate import on_iterate
 from ._model import game_times, identity_params, scalar_params
-from ._observations import Observations
+from ..data import Observations
 from ._paths import AbstractPath
 
 

@@ -1,7 +1,7 @@
 """Finite-state mean-field games: games, dynamics, solvers and `solve`."""
 
 from ._adjoint import AbstractAdjoint, ImplicitAdjoint, UnrolledAdjoint
-from ._control import ControlGame
+from ._control import ControlGame, individual_value, social_cost
 from ._dynamics import best_response, evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame, rate_game
 from ._kernels import AbstractKernel, DenseKernel, NeighbourKernel, RateKernel
@@ -25,6 +25,8 @@ from ._validate import GameError
 
 __all__ = [
     "ControlGame",
+    "individual_value",
+    "social_cost",
     "AbstractAdjoint",
     "ImplicitAdjoint",
     "UnrolledAdjoint",

@@ -4,7 +4,7 @@ best response (the calibration paper's linear-quadratic and bike-share games).""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -14,6 +14,7 @@ from jax import lax
 from jaxtyping import Array, Float, PyTree
 
 from ._dynamics import best_response, evaluate, propagate, uniform_policy
+from ._kernels import step_matrix
 from ._validate import GameError, check_distribution
 
 Control = Float[Array, "T1 S S"]
@@ -22,24 +23,57 @@ Control = Float[Array, "T1 S S"]
 class ControlGame(eqx.Module):
     r"""A game whose control at state x is a vector of jump rates a_xy ≥ 0 (y ≠ x), with costs.
 
-    On the grid t_n = nΔt, n = 0..N, with explicit Euler steps P_n = I + Δt Q(a_n), Q(a)_xy = a_xy:
+    On the grid t_n = nΔt, n = 0..N, with generator Q(a)_xy = a_xy (y ≠ x) and step matrix P_n of
+    the ``scheme``, the population moves by μ_{n+1} = μ_n P_n with P_n computed **once** from the
+    control a_n of the backward pass (the flow is that of the policy defining u).
 
-        μ_{n+1} = μ_n P_n,
-        u_N = g(μ_N),   u_n = Δt f(t_n, a_n, μ_n) + P_n u_{n+1}          (cost-to-go, minimised),
-        a*_n(x) = argmin_a [ f(t_n, x, a, μ_n) + Σ_{y≠x} a_xy (u_{n+1}(y) − u_{n+1}(x)) ],
+    ``scheme="euler"`` (default): P_n = I + ΔtQ(a_n) and the explicit HJB
 
-    the last given in closed form by ``best_rates``; it is the exact best response of this
-    discrete game. Arrays follow `FiniteGame`: the value is V = −u and the "policy" is the control
-    a[N+1, S, S] (row N unused). Euler keeps μ on the simplex only if Δt Σ_y a_xy ≤ 1: a flow that
-    loses positivity raises an error naming that condition.
+        u_N = g(μ_N),   u_n = Δt f(t_n, a_n, μ_n) + P_n u_{n+1},
+        a_n(x) = argmin_a [ f(t_n, x, a, μ_n) + Σ_{y≠x} a_xy (u_{n+1}(y) − u_{n+1}(x)) ],
+
+    the last in closed form by ``best_rates``. μ stays on the simplex only if Δt Σ_y a_xy ≤ 1;
+    a flow that loses positivity raises an error naming that condition.
+
+    ``scheme="implicit"``: P_n = (I − ΔtQ(a_n))⁻¹, stochastic and ≥ 0 for every Δt (I − ΔtQ is an
+    M-matrix), and the implicit HJB
+
+        u_n = P_n (Δt f(t_n, a_n, μ_n) + u_{n+1}),
+        a_n(x) = argmin_a [ f(t_n, x, a, μ_n) + Σ_{y≠x} a_xy (u_n(y) − u_n(x)) ],
+
+    a fixed point in (u_n, a_n) found by policy iteration (Howard: ``best_rates`` at u_n, evaluate,
+    repeat; monotone, superlinear). This is the exact dynamic programme of a discrete chain (in
+    layer n, from x: jump to (n, y) w.p. Δt a_xy / (1 + Δt Σa_x), else go to (n+1, x)), so a_n is
+    the exact best response of the discrete game and exploitability is exact. Gradients of u_n
+    skip the policy iteration (envelope theorem: ∂u_n/∂a = 0 at the optimum), so the solve is not
+    differentiated through its iterations. (No ``"expm"``: with a rate *vector* as control, holding
+    it for a whole step has no per-state meaning, so exp(ΔtQ) has no exact best response.)
+
+    ``problem="mfc"``: the social planner's problem (mean-field control), minimising the social cost
+    J(a) = Σ_n Δt ⟨ν_n, f(t_n, ·, a_n, μ_n)⟩ + ⟨μ_N, g(μ_N)⟩ (ν_n = μ_n for Euler, μ_{n+1} for the
+    implicit scheme, the mass that pays f in the discrete game). By Pontryagin, the optimal control
+    is the pointwise minimiser above with u replaced by the adjoint v_n = ∂J/∂μ_n:
+
+        v_N = g(μ_N) + ∇_μ⟨μ, g(μ)⟩ − g  i.e.  v_N(x) = g(x, μ_N) + Σ_y μ_N(y) ∂g(y, μ_N)/∂μ(x),
+        v_n = [the scheme's step from v_{n+1}] + Δt Σ_y ν_n(y) ∂f(t_n, y, a_n(y), μ_n)/∂μ(x),
+
+    the derivatives by autodiff (any shape of θ; a θ that depends on μ, e.g. a path on the iterate,
+    contributes its ∂θ/∂μ term automatically). Then `best_response` is the planner's update,
+    the value is −v and `exploitability` the planner's gap ⟨μ₀, v^π_0 − v*_0⟩ (0 at the optimum);
+    `social_cost` gives J and `individual_value` the agents' own cost-to-go.
+
+    Arrays follow `FiniteGame`: the value is −u and the "policy" is the control a[N+1, S, S] (row N
+    unused).
 
     **Arguments:**
 
     - `mu0`: μ₀ [S].
     - `running_cost`: ``(t, μ, θ, a[S, S]) -> f[S]``.
     - `terminal_cost`: ``(μ, θ) -> g[S]``.
-    - `best_rates`: ``(t, μ, θ, u_next[S]) -> a*[S, S]`` (diagonal ignored).
+    - `best_rates`: ``(t, μ, θ, u[S]) -> a*[S, S]`` (diagonal ignored), the minimiser of
+      f(t, x, a, μ) + Σ_y a_xy (u(y) − u(x)) for every x.
     - `n_steps`, `dt`: N and Δt. `params`: θ.
+    - `scheme`: "euler" or "implicit". `problem`: "mfg" (Nash) or "mfc" (social optimum).
     """
 
     mu0: Float[Array, " S"]
@@ -49,19 +83,30 @@ class ControlGame(eqx.Module):
     horizon: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     params: PyTree = None
+    scheme: str = eqx.field(static=True, default="euler")
+    problem: str = eqx.field(static=True, default="mfg")
 
     stationary = False
     mean_field = "state"
     smooth_response = True
 
-    def __init__(self, mu0, running_cost, terminal_cost, best_rates, n_steps: int, dt: float, params: PyTree = None):
+    def __init__(
+        self, mu0, running_cost, terminal_cost, best_rates, n_steps: int, dt: float, params: PyTree = None,
+        *, scheme: Literal["euler", "implicit"] = "euler", problem: Literal["mfg", "mfc"] = "mfg",
+    ):
         self.mu0 = jnp.asarray(mu0, dtype=float)
         self.running_cost, self.terminal_cost, self.best_rates = running_cost, terminal_cost, best_rates
         if not (isinstance(n_steps, (int, np.integer)) and n_steps >= 1):
             raise GameError(f"n_steps must be a positive int, got {n_steps!r}")
         if not dt > 0:
             raise GameError(f"dt must be positive, got {dt!r}")
+        if scheme not in ("euler", "implicit"):
+            hint = " ('expm' exists for finite-action rate games only, see ControlGame)" if scheme == "expm" else ""
+            raise GameError(f"unknown scheme {scheme!r}: use 'euler' or 'implicit'{hint}")
+        if problem not in ("mfg", "mfc"):
+            raise GameError(f"problem must be 'mfg' (Nash equilibrium) or 'mfc' (social optimum), got {problem!r}")
         self.horizon, self.dt, self.params = int(n_steps), float(dt), params
+        self.scheme, self.problem = scheme, problem
         _validate(self)
 
     @property
@@ -82,30 +127,94 @@ class ControlGame(eqx.Module):
         return mu
 
 
+# Policy iteration of the implicit HJB step: stop when max|Δu| ≤ HOWARD_RTOL (1 + max|u|).
+HOWARD_RTOL = 1e-12
+HOWARD_MAX_STEPS = 100
+
+
 def _off_diagonal(a):
     return a * (1 - jnp.eye(a.shape[-1], dtype=a.dtype))
 
 
-def _step_matrix(game: ControlGame, a):
+def _generator(a):
     a = _off_diagonal(a)
-    return jnp.eye(a.shape[0], dtype=a.dtype) + game.dt * (a - jnp.diag(a.sum(-1)))
+    return a - jnp.diag(a.sum(-1))
 
 
-def _backward(game: ControlGame, mu, control=None):
-    """Cost-to-go u[N+1, S] (and the control used) by the Euler recursion; best response if no control."""
-    T, dt = game.horizon, game.dt
-    u_end = game.terminal_cost(mu[T], game.params)
+def _step_matrix(game: ControlGame, a):
+    return step_matrix(_generator(a), game.dt, game.scheme)
+
+
+def _evaluate_step(game: ControlGame, t, m, a, u_next):
+    """u_n for a held control: Δt f + P u_{n+1} (Euler) or P (Δt f + u_{n+1}) (implicit)."""
+    f = game.running_cost(t, m, game.params, a)
+    P = _step_matrix(game, a)
+    if game.scheme == "euler":
+        return game.dt * f + P @ u_next
+    return P @ (game.dt * f + u_next)
+
+
+def _howard(game: ControlGame, t, m, u_next):
+    """The implicit HJB step's fixed point u_n (no gradient) and the last policy-iteration change."""
+    dyn, static = eqx.partition((game, t, m, u_next), eqx.is_inexact_array)
+    game, t, m, u_next = eqx.combine(lax.stop_gradient(dyn), static)
+
+    def improve(u):
+        return _evaluate_step(game, t, m, _off_diagonal(game.best_rates(t, m, game.params, u)), u_next)
+
+    def cond(c):
+        k, u, change = c
+        return (k < HOWARD_MAX_STEPS) & (change > HOWARD_RTOL * (1 + jnp.max(jnp.abs(u))))
+
+    def body(c):
+        k, u, _ = c
+        new = improve(u)
+        return k + 1, new, jnp.max(jnp.abs(new - u))
+
+    u0 = improve(u_next)
+    _, u, change = lax.while_loop(cond, body, (jnp.asarray(0), u0, jnp.asarray(jnp.inf, u0.dtype)))
+    return u, change / (1 + jnp.max(jnp.abs(u)))
+
+
+def _mf_derivative(fn, m, weights):
+    """Σ_y w(y) ∂fn(m)(y)/∂m(x): the mean-field term of the MFC adjoint."""
+    return jax.vjp(fn, m)[1](weights)[0]
+
+
+def _backward(game: ControlGame, mu, control=None, social: bool | None = None):
+    """Cost-to-go u[N+1, S] (the MFC adjoint v if ``social``) and the control used; the best
+    response (planner's update for MFC) if no control is given."""
+    social = game.problem == "mfc" if social is None else social
+    T, dt, p = game.horizon, game.dt, game.params
+    u_end = game.terminal_cost(mu[T], p)
+    if social:
+        u_end = u_end + _mf_derivative(lambda mm: game.terminal_cost(mm, p), mu[T], mu[T])
     ts = jnp.arange(T) * dt
-    xs = (ts, mu[:-1], None if control is None else control[:-1])
+    payers = mu[:-1] if game.scheme == "euler" else mu[1:]
+    xs = (ts, mu[:-1], payers, None if control is None else control[:-1])
 
     def step(u_next, x):
-        t, m, a = x
+        t, m, w, a = x
+        change = jnp.zeros((), m.dtype)
         if a is None:
-            a = _off_diagonal(game.best_rates(t, m, game.params, u_next))
-        u = dt * game.running_cost(t, m, game.params, a) + _step_matrix(game, a) @ u_next
-        return u, (u, a)
+            if game.scheme == "euler":
+                a = _off_diagonal(game.best_rates(t, m, p, u_next))
+            else:
+                u_star, change = _howard(game, t, m, u_next)
+                a = _off_diagonal(game.best_rates(t, m, p, u_star))
+        u = _evaluate_step(game, t, m, a, u_next)
+        if control is None and game.scheme == "implicit":
+            a = _off_diagonal(game.best_rates(t, m, p, u))  # same value; carries ∂u into the control
+        if social:
+            u = u + dt * _mf_derivative(lambda mm: game.running_cost(t, mm, p, a), m, w)
+        return u, (u, a, change)
 
-    _, (u, a) = lax.scan(step, u_end, xs, reverse=True)
+    _, (u, a, change) = lax.scan(step, u_end, xs, reverse=True)
+    if control is None and game.scheme == "implicit":
+        u = eqx.error_if(
+            u, jnp.max(change) > 1e3 * HOWARD_RTOL,
+            f"policy iteration of the implicit HJB step did not converge in {HOWARD_MAX_STEPS} steps",
+        )
     u = jnp.concatenate([u, u_end[None]])
     a = jnp.concatenate([a, jnp.zeros_like(a[:1])])
     return u, a
@@ -138,10 +247,30 @@ def _(game: ControlGame, control) -> Float[Array, "T1 S"]:
 
     _, rest = lax.scan(step, game.mu0, control[:-1])
     mu = jnp.concatenate([game.mu0[None], rest])
-    return eqx.error_if(
-        mu, jnp.any(mu < -1e-9),
-        "negative mass in the explicit Euler flow: Δt × total out-rate exceeded 1; use more time points",
-    )
+    if game.scheme == "euler":
+        message = (
+            "negative mass in the explicit Euler flow: Δt × total out-rate exceeded 1; use more time points "
+            "or scheme='implicit'"
+        )
+    else:
+        message = "negative mass in the implicit flow: best_rates returned negative rates"
+    return eqx.error_if(mu, jnp.any(mu < -1e-9), message)
+
+
+def social_cost(game: ControlGame, control) -> Float[Array, ""]:
+    r"""J(a) = Σ_n Δt ⟨ν_n, f(t_n, ·, a_n, μ_n)⟩ + ⟨μ_N, g(μ_N)⟩ = ⟨μ₀, u^a_0⟩ along the flow μ of the
+    control a (ν_n = μ_n for Euler, μ_{n+1} implicit): the social planner's objective, minimised
+    by the solution of ``problem="mfc"``. Differentiable in the control and in θ."""
+    mu = propagate(game, control)
+    u, _ = _backward(game, mu, control, social=False)
+    return jnp.dot(game.mu0, u[0])
+
+
+def individual_value(game: ControlGame, control) -> Float[Array, "T1 S"]:
+    """The agents' own cost-to-go u[N+1, S] of the control along its flow (no mean-field term, for
+    either ``problem``); for a Nash equilibrium it is −`Equilibrium.value`."""
+    mu = propagate(game, control)
+    return _backward(game, mu, control, social=False)[0]
 
 
 @uniform_policy.register

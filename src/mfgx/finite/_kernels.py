@@ -52,6 +52,20 @@ def _generator(q: Float[Array, "S A S"]) -> Float[Array, "S A S"]:
     return off - eye * off.sum(-1, keepdims=True)
 
 
+def step_matrix(q: Float[Array, "S S"], dt: float, scheme: str) -> Float[Array, "S S"]:
+    """The one-step matrix of a generator Q (rows sum to 0, off-diagonal ≥ 0) over Δt:
+    I + ΔtQ (``"euler"``), exp(ΔtQ) (``"expm"``) or (I − ΔtQ)⁻¹ (``"implicit"``). The last two are
+    stochastic for every Δt > 0; (I − ΔtQ) is a non-singular M-matrix, so its inverse is ≥ 0."""
+    eye = jnp.eye(q.shape[-1], dtype=q.dtype)
+    if scheme == "euler":
+        return eye + dt * q
+    if scheme == "expm":
+        return jax.scipy.linalg.expm(dt * q)
+    if scheme == "implicit":
+        return jnp.linalg.solve(eye - dt * q, eye)
+    raise GameError(f"unknown scheme {scheme!r}: use 'euler', 'expm' or 'implicit'")
+
+
 class RateKernel(AbstractKernel):
     r"""Continuous-time jump rates Q_t(x, y; a, m, θ) discretised over a step Δt.
 
@@ -77,16 +91,10 @@ class RateKernel(AbstractKernel):
 
     def matrix(self, t, m, params):
         g = self.generator(t, m, params)
-        n = g.shape[0]
         if self.scheme == "euler":
-            return jnp.eye(n, dtype=g.dtype)[:, None, :] + self.dt * g
+            return jnp.eye(g.shape[0], dtype=g.dtype)[:, None, :] + self.dt * g
         ga = jnp.moveaxis(g, 1, 0)  # [A, S, S]: generator when every state plays action a
-        if self.scheme == "expm":
-            pa = jax.vmap(jax.scipy.linalg.expm)(self.dt * ga)
-        else:
-            eye = jnp.eye(n, dtype=g.dtype)
-            pa = jax.vmap(lambda m_: jnp.linalg.solve(eye - self.dt * m_, eye))(ga)
-        return jnp.moveaxis(pa, 0, 1)
+        return jnp.moveaxis(jax.vmap(lambda q: step_matrix(q, self.dt, self.scheme))(ga), 0, 1)
 
     def expect(self, t, m, params, v):
         if self.scheme == "euler":  # v + Δt Q v, without forming I

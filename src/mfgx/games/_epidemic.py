@@ -37,11 +37,14 @@ class _SIRCost(eqx.Module):
     alphas: Array
     c_alpha: float
     c_infected: float
+    dt: float = 1.0
 
     def __call__(self, t, mu, theta):
-        f_s = 0.5 * self.c_alpha * (1 - self.alphas) ** 2
+        c_alpha = at(theta.get("c_alpha", self.c_alpha), t, self.dt)
+        c_infected = at(theta.get("c_infected", self.c_infected), t, self.dt)
+        f_s = 0.5 * c_alpha * (1 - self.alphas) ** 2
         zeros = jnp.zeros_like(self.alphas)
-        return jnp.stack([f_s, zeros + self.c_infected, zeros])
+        return jnp.stack([f_s, zeros + c_infected, zeros])
 
 
 def _zero_terminal(mu, theta):
@@ -58,6 +61,7 @@ def sir(
     c_alpha: float = 1.0,
     c_infected: float = 0.1,
     scheme: str = "euler",
+    control: bool = True,
 ) -> FiniteGame:
     r"""SIR epidemic with contact-factor control (calibration paper §6.4; Aurell et al. 2022).
 
@@ -66,15 +70,19 @@ def sir(
         S → I at rate β α μ(I),   I → R at rate γ,   R absorbing;
         f(S, α) = (c_α/2)(1 − α)²,  f(I) = c_I,  f(R) = 0,  g = 0   (costs, minimised).
 
-    θ = {"beta": β, "gamma": γ}, scalars or paths of ``n_points`` values. Time grid t_n = nΔt,
+    θ = {"beta": β, "gamma": γ}, scalars or paths of ``n_points`` values; θ may also carry
+    "c_alpha" and "c_infected" (then learnable; else the arguments are used). Time grid t_n = nΔt,
     Δt = T/(N−1), N = ``n_points`` (the paper: T = 40, N = 100). The paper's best response is a
     grid argmin (piecewise constant in θ); use `mfgx.Softmax` for gradients through the control.
+
+    ``control=False`` gives the forward SIR ODE without game structure (the single action α = 1):
+    the baseline the MFG is compared with, fitted the same way.
     """
     dt = T / (n_points - 1)
-    alphas = jnp.linspace(0.0, 1.0, n_alpha)
+    alphas = jnp.linspace(0.0, 1.0, n_alpha) if control else jnp.ones(1)
     theta = {"beta": jnp.asarray(beta, float), "gamma": jnp.asarray(gamma, float)}
     return rate_game(
-        jnp.asarray(mu0, float), _SIRRates(alphas, dt), _SIRCost(alphas, c_alpha, c_infected),
+        jnp.asarray(mu0, float), _SIRRates(alphas, dt), _SIRCost(alphas, c_alpha, c_infected, dt),
         _zero_terminal, n_points - 1, dt, theta, scheme=scheme,
     )
 
@@ -148,12 +156,13 @@ class _LQCost(eqx.Module):
     c: float
     p: float
     kappa: float
+    per_state: bool = False
 
     def __call__(self, t, mu, theta, a):
         rho = 1 + self.kappa * mu
         off = 1 - jnp.eye(mu.shape[0], dtype=mu.dtype)
         effort = (off * (a - self.q_bar) ** 2 * rho[None, :]).sum(-1)
-        return self.w * at(theta, t, self.dt) * effort + self.c * mu**self.p
+        return self.w * at(theta, t, self.dt, int(self.per_state)) * effort + self.c * mu**self.p
 
 
 class _LQBestRates(eqx.Module):
@@ -162,11 +171,13 @@ class _LQBestRates(eqx.Module):
     w: float
     kappa: float
     a_max: float
+    per_state: bool = False
 
     def __call__(self, t, mu, theta, u_next):
         rho = 1 + self.kappa * mu
         du = u_next[None, :] - u_next[:, None]  # u(y) − u(x)
-        a = self.q_bar - du / (2 * self.w * at(theta, t, self.dt) * rho[None, :])
+        gamma = at(theta, t, self.dt, int(self.per_state))[..., None]  # γ or γ_x, per origin state x
+        a = self.q_bar - du / (2 * self.w * gamma * rho[None, :])
         return jnp.clip(a, 0.0, self.a_max)
 
 
@@ -194,23 +205,33 @@ def lq_rates(
     kappa: float = 0.0,
     q_bar: float = 2.0,
     a_max: float = 100.0,
+    *,
+    per_state: bool = False,
+    scheme: str = "euler",
+    problem: str = "mfg",
 ):
     r"""Linear-quadratic jump-rate MFG of the calibration paper (§6.1), a `ControlGame`.
 
-    The control is the rate vector a_xy (y ≠ x); with ρ(y) = 1 + κ μ(y) and θ = γ (scalar or path):
+    The control is the rate vector a_xy (y ≠ x); with ρ(y) = 1 + κ μ(y) and θ = γ:
 
         f(x, a, μ) = w γ Σ_{y≠x} (a_xy − q̄)² ρ(y) + c μ(x)^p,    g(x, μ) = s (d − 1 − x) + c_T μ(x)^p,
         a*_xy = clip(q̄ − (u(y) − u(x)) / (2 w γ ρ(y)), 0, a_max).
 
-    Grid: N = ``n_points`` points on [0, T] (N − 1 Euler steps).
+    γ is a scalar or a path [N]; with ``per_state=True`` one value per origin state, γ_x: a
+    vector [d] or a path [N, d]. Grid: N = ``n_points`` points on [0, T] (N − 1 steps of
+    ``scheme``, "euler" or "implicit"); ``problem="mfc"`` is the mean-field control problem
+    (paper §6.2; see `ControlGame`).
     """
     from ..finite import ControlGame
 
     dt = T / (n_points - 1)
     mu0 = jnp.full(d, 1.0 / d) if mu0 is None else jnp.asarray(mu0, float)
+    gamma = jnp.asarray(gamma, float)
+    if per_state and (gamma.ndim not in (1, 2) or gamma.shape[-1] != d):
+        raise ValueError(f"per_state γ must have shape [d] or [N, d] with d = {d}, got {gamma.shape}")
     return ControlGame(
-        mu0, _LQCost(dt, q_bar, w, c, p, kappa), _LQTerminal(s, c_T, p), _LQBestRates(dt, q_bar, w, kappa, a_max),
-        n_points - 1, dt, jnp.asarray(gamma, float),
+        mu0, _LQCost(dt, q_bar, w, c, p, kappa, per_state), _LQTerminal(s, c_T, p),
+        _LQBestRates(dt, q_bar, w, kappa, a_max, per_state), n_points - 1, dt, gamma, scheme=scheme, problem=problem,
     )
 
 
@@ -239,7 +260,10 @@ class _BikeTerminal(eqx.Module):
         return jnp.broadcast_to(theta["w_g"], mu.shape)
 
 
-def bike_share(q_base, b=1.0, c=0.5, w_g=None, mu0=None, T: float = 1.0, n_points: int = 64, a_max: float = 100.0):
+def bike_share(
+    q_base, b=1.0, c=0.5, w_g=None, mu0=None, T: float = 1.0, n_points: int = 64, a_max: float = 100.0,
+    *, scheme: str = "euler",
+):
     r"""Bike-share MFG of the calibration paper (§6.5, variant B), a `ControlGame`.
 
     States are stations (the last one "external"); the control a_xy is the rate of riding x → y:
@@ -250,7 +274,7 @@ def bike_share(q_base, b=1.0, c=0.5, w_g=None, mu0=None, T: float = 1.0, n_point
     θ = {"q_base": [S, S] or a path [N, S, S], "b", "c", "w_g": [S]}. With c = 0 and w_g = 0 the
     value is 0, a* = q^base and the flow is the forward ODE of the base rates (the paper's baseline).
     Unlike the paper's code, the flow is not projected onto the simplex: explicit Euler must keep
-    it there (Δt Σ_y a_xy ≤ 1), or solving raises.
+    it there (Δt Σ_y a_xy ≤ 1), or solving raises; ``scheme="implicit"`` keeps it there for any Δt.
     """
     from ..finite import ControlGame
 
@@ -262,4 +286,6 @@ def bike_share(q_base, b=1.0, c=0.5, w_g=None, mu0=None, T: float = 1.0, n_point
         "w_g": jnp.zeros(d) if w_g is None else jnp.asarray(w_g, float),
     }
     mu0 = jnp.full(d, 1.0 / d) if mu0 is None else jnp.asarray(mu0, float)
-    return ControlGame(mu0, _BikeCost(dt), _BikeTerminal(), _BikeBestRates(dt, a_max), n_points - 1, dt, theta)
+    return ControlGame(
+        mu0, _BikeCost(dt), _BikeTerminal(), _BikeBestRates(dt, a_max), n_points - 1, dt, theta, scheme=scheme
+    )

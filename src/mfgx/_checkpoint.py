@@ -1,7 +1,9 @@
-"""Atomic checkpoints: a JSON header (epoch, history, settings) followed by Equinox-serialised leaves.
+"""Atomic checkpoints shared by the training loops (`calibrate.fit`, `neural.fit`).
 
-Written to a temporary file in the same folder, flushed and fsync'ed, then moved over the old file
-with `os.replace`, so a run killed at any moment leaves either the previous or the new checkpoint.
+A checkpoint is a magic line naming its kind, a JSON header (step or epoch, history, settings)
+and the Equinox-serialised array leaves of a pytree. It is written to a temporary file in the same
+folder, flushed and fsync'ed, then moved over the old file with `os.replace`, so a run killed at
+any moment leaves either the previous or the new checkpoint.
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ from typing import Any
 
 import equinox as eqx
 
-from ._errors import CalibrationError
-
-MAGIC = b"MFGX-CALIBRATION-CHECKPOINT-1\n"
 FILENAME = "checkpoint.eqx"
+
+
+def _magic(kind: str) -> bytes:
+    return f"MFGX-{kind.upper()}-CHECKPOINT-1\n".encode()
 
 
 def checkpoint_path(directory) -> Path:
     return Path(directory) / FILENAME
 
 
-def save(directory, header: dict[str, Any], tree) -> Path:
+def save(directory, header: dict[str, Any], tree, *, kind: str = "calibration") -> Path:
     """Write ``header`` (JSON-able) and the array leaves of ``tree`` to ``directory``/checkpoint.eqx."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -34,7 +37,7 @@ def save(directory, header: dict[str, Any], tree) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC)
+            f.write(_magic(kind))
             f.write(struct.pack("<Q", len(blob)))
             f.write(blob)
             eqx.tree_serialise_leaves(f, tree)
@@ -48,20 +51,26 @@ def save(directory, header: dict[str, Any], tree) -> Path:
     return target
 
 
-def load(directory, like) -> tuple[dict[str, Any], Any] | None:
-    """(header, tree) from ``directory``, with leaves shaped like ``like``; None if no checkpoint."""
+def load(
+    directory, like, *, kind: str = "calibration", error: type[Exception] = ValueError
+) -> tuple[dict[str, Any], Any] | None:
+    """(header, tree) from ``directory``, with leaves shaped like ``like``; None if no checkpoint.
+
+    Raises ``error`` if the file is not a checkpoint of this ``kind`` or its leaves do not match ``like``.
+    """
     target = checkpoint_path(directory)
     if not target.exists():
         return None
+    magic = _magic(kind)
     with open(target, "rb") as f:
-        if f.read(len(MAGIC)) != MAGIC:
-            raise CalibrationError(f"{target} is not an mfgx calibration checkpoint")
+        if f.read(len(magic)) != magic:
+            raise error(f"{target} is not an mfgx {kind} checkpoint")
         (n,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(n).decode())
         try:
             tree = eqx.tree_deserialise_leaves(f, like)
         except Exception as e:  # noqa: BLE001
-            raise CalibrationError(
-                f"checkpoint {target} does not match this model (different path or optimiser?): {e}"
+            raise error(
+                f"checkpoint {target} does not match this model (different model or optimiser?): {e}"
             ) from e
     return header, tree

@@ -1,4 +1,4 @@
-"""A Rich progress bar for `fit` (or nothing, with ``progress=False``)."""
+"""A Rich progress bar for the training loops (or nothing, with ``progress=False``)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ class _Silent:
     def __exit__(self, *exc):
         return False
 
-    def update(self, epoch: int, info: str) -> None:
+    def update(self, done: int, info: str) -> None:
         pass
 
 
 class _Rich:
-    def __init__(self, start: int, total: int):
+    def __init__(self, start: int, total: int, label: str, unit: str):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -26,7 +26,7 @@ class _Rich:
         )
 
         self._progress = Progress(
-            TextColumn("[bold]calibrate"),
+            TextColumn(f"[bold]{label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -34,7 +34,7 @@ class _Rich:
             TextColumn("{task.fields[info]}"),
             transient=False,
         )
-        self._task = self._progress.add_task("epochs", total=total, completed=start, info="compiling…")
+        self._task = self._progress.add_task(unit, total=total, completed=start, info="compiling…")
 
     def __enter__(self):
         self._progress.__enter__()
@@ -43,9 +43,9 @@ class _Rich:
     def __exit__(self, *exc):
         return self._progress.__exit__(*exc)
 
-    def update(self, epoch: int, info: str) -> None:
-        self._progress.update(self._task, completed=epoch, info=info)
+    def update(self, done: int, info: str) -> None:
+        self._progress.update(self._task, completed=done, info=info)
 
 
-def progress_bar(enabled: bool, start: int, total: int):
-    return _Rich(start, total) if enabled else _Silent()
+def progress_bar(enabled: bool, start: int, total: int, label: str = "calibrate", unit: str = "epochs"):
+    return _Rich(start, total, label, unit) if enabled else _Silent()
