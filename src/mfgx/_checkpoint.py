@@ -9,13 +9,13 @@ any moment leaves either the previous or the new checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+
+from ._atomic import atomic_open
 
 FILENAME = "checkpoint.eqx"
 
@@ -34,20 +34,11 @@ def save(directory, header: dict[str, Any], tree, *, kind: str = "calibration") 
     directory.mkdir(parents=True, exist_ok=True)
     target = checkpoint_path(directory)
     blob = json.dumps(header).encode()
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(_magic(kind))
-            f.write(struct.pack("<Q", len(blob)))
-            f.write(blob)
-            eqx.tree_serialise_leaves(f, tree)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(target) as f:
+        f.write(_magic(kind))
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        eqx.tree_serialise_leaves(f, tree)
     return target
 
 

@@ -133,7 +133,8 @@ class CalibrationModel(eqx.Module):
         # Probe θ on the game's own μ₀ once, so a wrong to_params fails here with a clear message.
         probe = jnp.broadcast_to(game.mu0, (N, S))
         try:
-            eqx.filter_eval_shape(lambda y, m: _probe(self.game_for(y, m)), probe, jnp.ones((N, S), bool))
+            z = jnp.zeros((N, path.n_covariates)) if path.n_covariates else None
+            eqx.filter_eval_shape(lambda y, m, z: _probe(self.game_for(y, m, z)), probe, jnp.ones((N, S), bool), z)
         except Exception as e:  # noqa: BLE001  (re-raised with context)
             raise CalibrationError(f"building the game from the path failed: {type(e).__name__}: {e}") from e
 

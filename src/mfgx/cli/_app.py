@@ -373,80 +373,69 @@ def _plot_title(result: RunResult) -> str:
 # Demo
 
 
-@dataclass
-class DemoCase:
-    name: str
-    game: str
-    params: dict[str, Any]
-    solver: mfgx.AbstractSolver
-    steps: int
-    tol: float
+def _run_study(config, out: Path | None, epochs: int | None, progress: bool, console: Console) -> Path:
+    import dataclasses
 
+    from mfgx import studies
 
-def _demo_cases() -> list[DemoCase]:
-    return [
-        DemoCase("beach_bar", "beach_bar", {}, mfgx.MirrorDescent(), 3000, 1e-6),
-        DemoCase("susceptible_infected", "susceptible_infected", {}, mfgx.FixedPoint(0.5), 1000, 1e-10),
-        # The entropy-regularised crowd equilibrium (its fixed point, not the Nash equilibrium).
-        DemoCase("crowd_ring", "crowd_ring", {"n": 40, "T": 20}, mfgx.Softmax(1.0, 0.9), 1000, 1e-10),
-    ]
-
-
-def run_demo(out: Path, console: Console | None = None) -> Path:
-    """Solve the demo games, write one PNG per game and ``report.md`` into ``out``; return the
-    report's path."""
-    from mfgx.plot import plot_equilibrium
-
-    console = console or Console()
-    out.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "# mfgx demo",
-        "",
-        "| game | solver | tol | steps | converged | exploitability | regularised exploitability | wall time (s) | plot |",
-        "|---|---|---:|---:|:---:|---:|---:|---:|---|",
-    ]
-    for case in _demo_cases():
-        game = make_game(case.game, case.params)
-        label = f"{case.game}({_fmt_kwargs(case.params)})"
-        result = run_solver(
-            game, case.solver, steps=case.steps, tol=case.tol, console=console, table=False, description=label
-        )
-        console.print(f"{label}, {case.solver!r}: " + summary_line(result))
-        png = out / f"{case.name}.png"
-        plot_equilibrium(
-            result.equilibrium,
-            path=png,
-            title=f"{label} — {type(case.solver).__name__}: " + _plot_title(result),
-            history={"exploitability": result.exploitability},
-        )
-        lines.append(
-            f"| `{label}` | `{case.solver!r}` | {case.tol:g} | {result.steps} | {'yes' if result.converged else 'no'} | "
-            f"{float(result.equilibrium.exploitability):.3e} | "
-            f"{float(result.equilibrium.regularised_exploitability):.3e} | {result.wall_time:.2f} | [{png.name}]({png.name}) |"
-        )
-    lines += [
-        "",
-        "Converged: the solver's residual ≤ tol within the step budget (flow change for fixed-point "
-        "solvers, exploitability for policy solvers). Softmax solves the entropy-regularised game: its "
-        "regularised exploitability is the one that vanishes. Wall time includes JIT compilation.",
-        "",
-    ]
-    report = out / "report.md"
-    report.write_text("\n".join(lines))
+    if out is not None:
+        config = dataclasses.replace(config, output=out)
+    if epochs is not None:
+        config = dataclasses.replace(config, fit={**config.fit, "epochs": epochs})
+    console.print(f"[bold]{config.kind} study[/] on [bold]{config.source}[/] → {config.output}")
+    result = studies.run(config, progress=progress, console=console)
+    table = Table(title=f"{config.kind}: baseline vs MFG", show_lines=False)
+    for col in ("split", "model", "L2", "rel. L2", "vs baseline"):
+        table.add_column(col, justify="right" if col not in ("split", "model") else "left")
+    for split in result.metrics["mfg"]:
+        for name, per in result.metrics.items():
+            imp = f"{result.improvement(split):+.1f} %" if name == "mfg" else ""
+            table.add_row(split, name, f"{per[split]['l2']:.3e}", f"{per[split]['rel_l2']:.4f}", imp)
+    console.print(table)
+    report = result.out / "report.md"
+    console.print(f"report: [bold]{report.resolve()}[/] (figures in {(result.out / 'figures').resolve()})")
     return report
+
+
+_EPOCHS = typer.Option("--epochs", min=1, help="Override [fit] epochs (more epochs resume from checkpoints).")
+_PROGRESS = typer.Option("--progress/--no-progress", help="Show a progress bar per fit.")
+
+
+@app.command()
+def calibrate(
+    config: Annotated[Path, typer.Option("--config", "-c", help="TOML study configuration (see mfgx.studies).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", file_okay=False, help="Override [study] output.")] = None,
+    epochs: Annotated[int | None, _EPOCHS] = None,
+    progress: Annotated[bool, _PROGRESS] = True,
+) -> None:
+    """Calibrate an MFG and its forward-ODE baseline on data named by a TOML configuration; write
+    report.md, metrics.json, figures, fitted models and checkpoints (a rerun resumes)."""
+    from mfgx import studies
+
+    console = Console()
+    try:
+        cfg = studies.load_config(config)
+    except (studies.ConfigError, ValueError) as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(2) from None
+    _run_study(cfg, out, epochs, progress, console)
 
 
 @app.command()
 def demo(
     out: Annotated[
         Path,
-        typer.Option("--out", "-o", file_okay=False, help="Folder for the plots and report.md."),
+        typer.Option("--out", "-o", file_okay=False, help="Folder for report.md, figures and checkpoints."),
     ] = Path("outputs/demo"),
+    epochs: Annotated[int | None, _EPOCHS] = None,
+    progress: Annotated[bool, _PROGRESS] = True,
 ) -> None:
-    """Solve a few zoo games and write plots and a Markdown report (report.md) into --out."""
+    """Calibrate the SIR MFG (and the SIR-ODE baseline) on measles waves in 20 towns of England and
+    Wales (bundled real data, offline; a few minutes) and write a report into --out."""
+    from mfgx import studies
+
     console = Console()
-    run_demo(out, console)
-    console.print(f"demo written to [bold]{out.resolve()}[/]")
+    _run_study(studies.load_config(studies.DEMO_CONFIG), out, epochs, progress, console)
 
 
 def main() -> None:

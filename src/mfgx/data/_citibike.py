@@ -10,26 +10,36 @@ from __future__ import annotations
 
 import pathlib
 import zipfile
+import zlib
 
 import numpy as np
 import pandas as pd
 
 from ._errors import DataError
-from ._io import read_table, read_text, where
+from ._io import header_problem, numbers, read_table, read_text, where
 from ._mobility import Bins, occupancy, rank_zones, zone_index
 from ._observations import Observations
 
-# Column names normalised by lower-casing and dropping spaces and underscores.
-CURRENT = (
-    "rideid", "rideabletype", "startedat", "endedat", "startstationname", "startstationid",
-    "endstationname", "endstationid", "startlat", "startlng", "endlat", "endlng", "membercasual",
+# The two schemas, as written (the legacy names also appear capitalised, 2016-10 to 2017-03).
+CURRENT_COLUMNS = (
+    "ride_id", "rideable_type", "started_at", "ended_at", "start_station_name", "start_station_id",
+    "end_station_name", "end_station_id", "start_lat", "start_lng", "end_lat", "end_lng", "member_casual",
 )  # fmt: skip
-LEGACY = (
-    "tripduration", "starttime", "stoptime", "startstationid", "startstationname", "startstationlatitude",
-    "startstationlongitude", "endstationid", "endstationname", "endstationlatitude", "endstationlongitude",
-    "bikeid", "usertype", "birthyear", "gender",
+LEGACY_COLUMNS = (
+    "tripduration", "starttime", "stoptime", "start station id", "start station name", "start station latitude",
+    "start station longitude", "end station id", "end station name", "end station latitude",
+    "end station longitude", "bikeid", "usertype", "birth year", "gender",
 )  # fmt: skip
-_SCHEMAS = {  # normalised header → (start time, end time, start id, end id) and the always-filled last column
+
+
+def _norm(column: str) -> str:
+    """Header names compared lower-case without spaces and underscores."""
+    return column.lower().replace(" ", "").replace("_", "")
+
+
+CURRENT, LEGACY = tuple(map(_norm, CURRENT_COLUMNS)), tuple(map(_norm, LEGACY_COLUMNS))
+_NAMES = {CURRENT: CURRENT_COLUMNS, LEGACY: LEGACY_COLUMNS}
+_SCHEMAS = {  # normalised header → (start time, end time, start id, end id)
     CURRENT: ("startedat", "endedat", "startstationid", "endstationid"),
     LEGACY: ("starttime", "stoptime", "startstationid", "endstationid"),
 }
@@ -49,23 +59,33 @@ def read_citibike(path) -> pd.DataFrame:
     ``NULL`` becomes missing).
 
     `DataError` names the file (``archive.zip:part.csv`` for a member), the line and the column of
-    the first problem: an unknown header, a row with too many fields, an empty last column (a
-    truncated row), or a start/end time that is empty or not a date-time.
+    the first problem: a header that is neither schema (naming the missing or unexpected columns),
+    a row with more fields than the header, a truncated row (an empty or cut last column:
+    ``member_casual`` must be member/casual, ``gender`` 0/1/2), a start/end time that is empty or
+    not a date-time, a trip that ends before it starts (except within the repeated hour 01:00–02:00
+    when clocks go back on the first Sunday of November: times are local), a coordinate that is
+    not a number, a ``tripduration`` that is not a whole number ≥ 0, or a file without trips.
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            members = sorted(
-                m.filename for m in z.infolist()
-                if not m.is_dir() and m.filename.lower().endswith(".csv")
-                and not m.filename.startswith("__MACOSX/") and not pathlib.PurePosixPath(m.filename).name.startswith("._")
-            )  # fmt: skip
-            if not members:
-                raise DataError(f"{path}: the zip holds no CSV file (besides __MACOSX/ entries)")
-            parts = [_read_part(*read_text(path, z.read(m), f"{path}:{m}")) for m in members]
+        try:
+            with zipfile.ZipFile(path) as z:
+                members = sorted(
+                    m.filename for m in z.infolist()
+                    if not m.is_dir() and m.filename.lower().endswith(".csv")
+                    and not m.filename.startswith("__MACOSX/")
+                    and not pathlib.PurePosixPath(m.filename).name.startswith("._")
+                )  # fmt: skip
+                if not members:
+                    raise DataError(f"{path}: the zip holds no CSV file (besides __MACOSX/ entries)")
+                parts = [_read_part(*read_text(path, z.read(m), f"{path}:{m}")) for m in members]
+        except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+            raise DataError(f"{path}: broken zip archive ({err}); download it again") from None
         trips = pd.concat(parts, ignore_index=True)
+    elif path.suffix.lower() == ".zip":
+        raise DataError(f"{path}: not a zip archive (truncated download?)")
     else:
         trips = _read_part(*read_text(path))
     trips.attrs["source"] = str(path)
@@ -73,27 +93,37 @@ def read_citibike(path) -> pd.DataFrame:
 
 
 def _read_part(text: str, name: str) -> pd.DataFrame:
-    header = text.split("\n", 1)[0]
-    cols = [c.strip().strip('"').strip() for c in header.rstrip("\r").split(",")]
-    norm = tuple(c.lower().replace(" ", "").replace("_", "") for c in cols)
-    if norm not in _SCHEMAS:
-        raise DataError(
-            f"{name}, line 1: not a Citi Bike trip header ({len(cols)} columns: {header[:120]!r}); expected the "
-            f"13-column schema (ride_id, rideable_type, started_at, ended_at, …) or the 15-column legacy one "
-            f"(tripduration, starttime, stoptime, …)"
-        )
-    wanted = _SCHEMAS[norm]
-    pick = {w: cols[norm.index(w)] for w in wanted}
+    def check_header(cols):
+        norm = tuple(_norm(c) for c in cols)
+        if norm not in _SCHEMAS:
+            # The schema meant: the one sharing the most columns (the current one on a tie).
+            schema = max(_SCHEMAS, key=lambda sch: (len(set(sch) & set(norm)), sch is CURRENT))
+            names = _NAMES[schema]
+            raise DataError(
+                f"{name}, line 1: not a Citi Bike trip header: {header_problem(cols, names, _norm)}; expected the "
+                f"{len(names)}-column {'current' if schema is CURRENT else 'legacy'} schema: {','.join(names)}"
+            )
+
+    df, lines = read_table(text, name, 0, check_header)
+    cols = list(df.columns)
+    norm = tuple(_norm(c) for c in cols)
+    if df.empty:
+        raise DataError(f"{name}: header but no trips")
+    t0, t1, id0, id1 = (cols[norm.index(w)] for w in _SCHEMAS[norm])
+    legacy = norm == LEGACY
+
+    # A truncated row: fewer fields are padded with "", so its last cell is empty or cut short.
     last = cols[-1]
-    use = sorted({norm.index(w) for w in wanted} | {len(cols) - 1})
-    df, lines = read_table(text, name, 0, use)
-    df.columns = [c.strip() for c in df.columns]
-    empty_last = (df[last] == "").to_numpy()
-    if empty_last.any():
-        raise DataError(f"{where(name, lines[np.argmax(empty_last)], last)}: empty value (row truncated?)")
+    allowed = ("0", "1", "2") if legacy else ("member", "casual")
+    bad = ~df[last].str.lower().isin(allowed).to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        value = df[last].iloc[i]
+        what = "empty value (row truncated?)" if value == "" else f"{value!r} is not one of {'/'.join(allowed)}"
+        raise DataError(f"{where(name, lines[i], last)}: {what}")
+
     times = {}
-    for key, label in ((wanted[0], "start"), (wanted[1], "end")):
-        col = pick[key]
+    for col in (t0, t1):
         s = df[col]
         t = pd.to_datetime(s, format="ISO8601", errors="coerce")
         for fmt in _TIME_FORMATS:
@@ -106,14 +136,37 @@ def _read_part(text: str, name: str) -> pd.DataFrame:
             i = int(np.argmax(bad))
             what = "empty" if s.iloc[i] == "" else f"{s.iloc[i]!r} is not a date-time"
             raise DataError(f"{where(name, lines[i], col)}: {what} (expected YYYY-MM-DD HH:MM:SS[.fff])")
-        times[label] = t.astype("datetime64[us]")
+        times[col] = t.astype("datetime64[us]")
+    start, end = times[t0], times[t1]
+    back = (end < start).to_numpy() & ~_fall_back_hour(start, end)
+    if back.any():
+        i = int(np.argmax(back))
+        raise DataError(
+            f"{where(name, lines[i], t1)}: trip ends before it starts ({df[t1].iloc[i]} < {df[t0].iloc[i]}); "
+            f"dates out of order or swapped"
+        )
+
+    for col in cols:
+        n = _norm(col)
+        if n.endswith(("lat", "lng", "latitude", "longitude")):
+            numbers(df[col], col, lines, name, missing=_MISSING_ID)
+    if legacy:
+        numbers(df[cols[0]], cols[0], lines, name, integer=True, lo=0)  # tripduration (seconds)
+
     ids = {}
-    for key, label in ((wanted[2], "start_id"), (wanted[3], "end_id")):
-        s = df[pick[key]].astype("string")
+    for col, label in ((id0, "start_id"), (id1, "end_id")):
+        s = df[col].astype("string")
         ids[label] = s.mask(s.isin(_MISSING_ID))
-    return pd.DataFrame(
-        {"start_time": times["start"], "end_time": times["end"], "start_id": ids["start_id"], "end_id": ids["end_id"]}
-    )
+    return pd.DataFrame({"start_time": start, "end_time": end, "start_id": ids["start_id"], "end_id": ids["end_id"]})
+
+
+def _fall_back_hour(start: pd.Series, end: pd.Series) -> np.ndarray:
+    """Trips whose start and end both lie in 01:00–02:00 on the first Sunday of November, the hour
+    that local (US Eastern) clocks repeat: such a trip may seem to end before it starts."""
+    same_day = (start.dt.normalize() == end.dt.normalize()).to_numpy()
+    sunday = (start.dt.day_of_week == 6).to_numpy() & (start.dt.month == 11).to_numpy() & (start.dt.day <= 7).to_numpy()
+    one = (start.dt.hour == 1).to_numpy() & (end.dt.hour == 1).to_numpy()
+    return same_day & sunday & one
 
 
 def citibike_occupancy(

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import DataError
-from ._io import decimals, numbers, read_table, read_text, where
+from ._io import decimals, header_problem, numbers, read_table, read_text, where
 from ._mmwr import mmwr_week_start, mmwr_weeks_in_year
 from ._observations import Observations
 
@@ -50,16 +50,15 @@ def read_fluview(path) -> pd.DataFrame:
     """
     text, name = read_text(path)
     skip = _find_header(text, name)
-    df, lines = read_table(text, name, skip)
-    header = [c.strip() for c in df.columns]
-    if tuple(header) != COLUMNS:
-        wrong = next((i for i, (a, b) in enumerate(zip(header, COLUMNS)) if a != b), min(len(header), len(COLUMNS)))
-        found = repr(header[wrong]) if wrong < len(header) else "nothing"
-        expected = repr(COLUMNS[wrong]) if wrong < len(COLUMNS) else "no further column"
-        raise DataError(
-            f"{name}, line {skip + 1}: header column {wrong + 1} is {found}, expected {expected}; "
-            f"a FluView clinical-labs header is: {','.join(COLUMNS)}"
-        )
+
+    def check_header(header):
+        if tuple(header) != COLUMNS:
+            raise DataError(
+                f"{name}, line {skip + 1}: not a FluView clinical-labs header: {header_problem(header, COLUMNS)}; "
+                f"expected: {','.join(COLUMNS)}"
+            )
+
+    df, lines = read_table(text, name, skip, check_header)
     if df.empty:
         raise DataError(f"{name}: header on line {skip + 1} but no data rows")
     for col in ("REGION TYPE", "REGION"):
@@ -185,9 +184,9 @@ def fluview_seasons(
 
     Returns ``{"train": …, "test": …}``: seasons starting before ``split_year`` (default 2022:
     train 2015–2021, test 2022–2025 as in the paper) and from it on; a part with no season is
-    None. Each is `Observations` [K, window, 3] with ``times`` = weeks since onset (0, 1, …),
-    labels ("S", "I", "R") and ``metadata["trajectories"]`` = [{region, season, onset_date,
-    onset_rule}].
+    None (`DataError` if no season at all is kept). Each is `Observations` [K, window, 3] with
+    ``times`` = weeks since onset (0, 1, …), labels ("S", "I", "R") and
+    ``metadata["trajectories"]`` = [{region, season, onset_date, onset_rule}].
     """
     need = {"region_type", "region", "date", "percent_a"}
     if not isinstance(df, pd.DataFrame) or not need <= set(df.columns):
@@ -252,6 +251,11 @@ def fluview_seasons(
                     "onset_rule": "increase" if has[r] else "argmax",
                 }
             )
+    if not values:
+        raise DataError(
+            f"no season kept: every (region, season) has at least max_zero_fraction = {max_zero_fraction} "
+            f"of its weeks zero or missing"
+        )
     common = {
         "source": df.attrs.get("source", "CDC FluView ICL/NREVSS clinical labs"),
         "observable": "I = PERCENT A / 100 (share of specimens positive for influenza A)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import re
 
 import numpy as np
 import pandas as pd
@@ -29,9 +30,13 @@ def read_text(path, data: bytes | None = None, name: str | None = None) -> tuple
     return text, name
 
 
-def read_table(text: str, name: str, skip: int, columns: list | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """All cells as stripped strings, from the header on line ``skip + 1``; returns the frame and
-    the 1-based file line of each row. Blank lines are dropped (their numbers are kept right)."""
+def read_table(text: str, name: str, skip: int, check_header=None) -> tuple[pd.DataFrame, np.ndarray]:
+    """All cells as stripped strings, with the header on line ``skip + 1``; returns the frame and
+    the 1-based file line of each row. Blank lines are dropped (the line numbers stay right).
+
+    ``check_header(columns)`` (stripped names) may raise first. Then a row with more fields than
+    the header is an error naming its line; a row with fewer (a truncated line) is padded with
+    empty cells, which the caller reports by column."""
     try:
         df = pd.read_csv(
             io.StringIO(text),
@@ -40,21 +45,42 @@ def read_table(text: str, name: str, skip: int, columns: list | None = None) -> 
             keep_default_na=False,
             na_filter=False,
             skip_blank_lines=False,
-            usecols=columns,
         )
-    except pd.errors.ParserError as err:
-        msg = str(err).replace("Error tokenizing data. C error: ", "")
-        raise DataError(f"{name}: {msg} (a stray comma or a broken line?)") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{name}: no header and no rows") from None
-    except ValueError as err:  # usecols not in the header
-        raise DataError(f"{name}: {err}") from None
+    except pd.errors.ParserError as err:
+        raise DataError(f"{name}{_parser_problem(str(err))}") from None
+    columns = [str(c).strip() for c in df.columns]
+    if check_header is not None:
+        check_header(columns)
+    if not isinstance(df.index, pd.RangeIndex):  # pandas took the first data row's extra field as an index
+        raise DataError(
+            f"{name}, line {skip + 2}: {len(df.columns) + 1} fields but the header has {len(df.columns)} "
+            f"(a stray comma, or a header that lost a column?)"
+        )
+    unnamed = [i for i, c in enumerate(columns) if c == "" or c.startswith("Unnamed: ")]
+    if unnamed:
+        raise DataError(f"{name}, line {skip + 1}: header column {unnamed[0] + 1} is empty (a stray comma?)")
+    df.columns = columns
     lines = np.arange(len(df)) + skip + 2
     df = df.apply(lambda s: s.str.strip())
     blank = (df == "").all(axis=1).to_numpy()
     if blank.any():
         df, lines = df[~blank].reset_index(drop=True), lines[~blank]
     return df, lines
+
+
+def _parser_problem(msg: str) -> str:
+    """", line L: what" from a pandas parser message (whose line numbers count physical lines)."""
+    msg = msg.replace("Error tokenizing data. C error: ", "").strip()
+    m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
+    if m:
+        n, line, saw = m.groups()
+        return f", line {line}: {saw} fields but the header has {n} (a stray comma, or two rows run together?)"
+    m = re.search(r"EOF inside string starting at row (\d+)", msg)
+    if m:
+        return f", line {int(m.group(1)) + 1}: a quoted field is never closed (file truncated?)"
+    return f": {msg} (a stray comma or a broken line?)"
 
 
 def where(name: str, line, column: str) -> str:
@@ -107,3 +133,19 @@ def decimals(s: pd.Series) -> np.ndarray:
     """Digits after the decimal point of each numeric string (0 without a point)."""
     frac = s.str.partition(".")[2]
     return frac.str.len().to_numpy(dtype=float)
+
+
+def header_problem(found: list[str], expected: tuple[str, ...], norm=lambda c: c) -> str:
+    """What is wrong with a header ``found`` that should read ``expected`` (compared after ``norm``)."""
+    have, want = [norm(c) for c in found], [norm(c) for c in expected]
+    missing = [e for e, w in zip(expected, want) if w not in have]
+    extra = [f for f, h in zip(found, have) if h not in want]
+    parts = []
+    if missing:
+        parts.append("missing column" + "s" * (len(missing) > 1) + " " + ", ".join(map(repr, missing)))
+    if extra:
+        parts.append("unexpected column" + "s" * (len(extra) > 1) + " " + ", ".join(map(repr, extra)))
+    if not parts:
+        i = next(i for i, (h, w) in enumerate(zip(have, want)) if h != w)
+        parts.append(f"columns out of order: column {i + 1} is {found[i]!r}, expected {expected[i]!r}")
+    return "; ".join(parts)

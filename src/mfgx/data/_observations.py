@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
+import zipfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+from .._atomic import atomic_open
 from ._errors import DataError
 
 SUM_TOL = 1e-6
@@ -186,18 +186,21 @@ class Observations(eqx.Module):
         a positive fraction that rounds to no trajectory is an error."""
         K = self.n_trajectories
         sizes = np.array([train, val, test], dtype=float)
-        if np.any(sizes < 0):
+        if not np.all(np.isfinite(sizes)) or np.any(sizes < 0):
             raise DataError(f"split sizes must be non-negative, got {tuple(sizes)}")
-        if all(float(s).is_integer() for s in sizes) and sizes.sum() == K and sizes.max() > 1:
-            counts = sizes.astype(int)
-        else:
-            if abs(sizes.sum() - 1) > 1e-9:
-                raise DataError(f"split fractions must sum to 1 (or counts to K = {K}), got {tuple(sizes)}")
-            counts = np.round(sizes * K).astype(int)
-            counts[0] = K - counts[1:].sum()
+        if abs(sizes.sum() - 1) <= 1e-9:
+            # Largest remainders: the counts sum to K and each is within 1 of its share.
+            share = sizes * K
+            counts = np.floor(share).astype(int)
+            extra = max(int(K - counts.sum()), 0)
+            counts[np.argsort(-(share - counts), kind="stable")[:extra]] += 1
             for name, s, c in zip(("train", "val", "test"), sizes, counts):
                 if s > 0 and c < 1:
                     raise DataError(f"{name} fraction {s} gives no trajectory out of K = {K}")
+        elif all(float(s).is_integer() for s in sizes) and sizes.sum() == K:
+            counts = sizes.astype(int)
+        else:
+            raise DataError(f"split fractions must sum to 1 (or counts to K = {K}), got {tuple(sizes)}")
         order = np.random.default_rng(seed).permutation(K)
         bounds = np.cumsum(counts)[:-1]
         return tuple(self.subset(part) if part.size else None for part in np.split(order, bounds))
@@ -232,16 +235,8 @@ class Observations(eqx.Module):
             arrays["covariates"] = np.asarray(self.covariates)
         if not path.parent.is_dir():
             raise DataError(f"cannot save {path}: folder {path.parent} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            pathlib.Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path) as f:
+            np.savez(f, **arrays)
         return path
 
     @classmethod
@@ -253,7 +248,7 @@ class Observations(eqx.Module):
                 arrays = {k: z[k] for k in z.files}
         except FileNotFoundError:
             raise DataError(f"{path}: no such file") from None
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise DataError(f"{path}: not an Observations .npz file ({err})") from None
         try:
             header = json.loads(str(arrays.pop("header")))

@@ -4,6 +4,7 @@
     fig = plot_equilibrium(eq, path="flow.png", history=exploitabilities)
 """
 
+from ._calibration import plot_comparison, plot_fits, plot_losses, plot_parameters
 from ._finite import plot_equilibrium
 
-__all__ = ["plot_equilibrium"]
+__all__ = ["plot_comparison", "plot_equilibrium", "plot_fits", "plot_losses", "plot_parameters"]

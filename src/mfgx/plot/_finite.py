@@ -18,6 +18,8 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ._save import save
+
 _MASS_EPS = 1e-12  # states with less population than this are greyed out in the policy panel
 
 
@@ -135,13 +137,7 @@ def plot_equilibrium(
     title = title if title is not None else _default_title(eq)
     if title:
         fig.suptitle(title)
-    if path is not None:
-        path = os.fspath(path)
-        parent = os.path.dirname(path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        fig.savefig(path, dpi=dpi)
-    return fig
+    return save(fig, path, dpi)
 
 
 def _with_bad(cmap):
