@@ -416,7 +416,7 @@ def calibrate(
     try:
         cfg = studies.load_config(config)
     except (studies.ConfigError, ValueError) as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(2) from None
     _run_study(cfg, out, epochs, progress, console)
 

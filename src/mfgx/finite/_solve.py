@@ -101,7 +101,8 @@ def fixed_point_map(game: FiniteGame, solver: AbstractSolver, mf):
 
 def _rewrite(root, _, inputs):
     game, solver = inputs[:2]
-    if not (isinstance(solver, Softmax) or getattr(game, "smooth_response", False)):  # traced only under autodiff
+    smooth = isinstance(solver, Softmax) or getattr(game, "smooth_response", False) or game.n_actions == 1
+    if not smooth:  # traced only under autodiff; with one action there is no control channel
         warnings.warn(
             f"differentiating a {type(solver).__name__} equilibrium: its exact best response is "
             "piecewise constant, so gradients miss the control channel and flow only through the "

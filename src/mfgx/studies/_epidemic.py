@@ -22,7 +22,7 @@ import numpy as np
 from .. import calibrate, games
 from ..calibrate import CalibrationModel, Neural
 from ..data import DataError, Observations
-from ..finite import Softmax
+from ..finite import FixedPoint, Softmax
 
 BETA_SCALE, COST_SCALE = 10.0, 10.0
 
@@ -62,7 +62,7 @@ def epidemic_models(
     key = jax.random.PRNGKey(seed)
     models = {}
     for name, control, to_params, solver in (
-        ("baseline", False, _baseline_params, Softmax(1.0)),  # one action: any solver is exact
+        ("baseline", False, _baseline_params, FixedPoint(0.0)),  # one action: the response is exact
         ("mfg", True, _mfg_params, Softmax(temperature, damping)),
     ):
         p = 3 if control else 2
