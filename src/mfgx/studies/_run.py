@@ -71,6 +71,14 @@ def _figures(config, splits, result: StudyResult) -> list[Path]:
         plot.plot_parameters(obs.times, {"β (MFG)": params["beta"], "γ (MFG)": params["gamma"],
                                          "c_I (MFG)": params["c_infected"]},
                              covariate=cov, covariate_label=label, path=files[-1])
+    if config.kind == "mobility":
+        from ._mobility import closure
+
+        # Counterfactual: close the busiest zone for the morning (steps 5–15) on the first held-out day.
+        cf = closure(result.calibrations["baseline"], result.calibrations["mfg"], np.asarray(obs.values)[0, 0],
+                     station=0, window=(5, 15))
+        files.append(fig_dir / "closure.png")
+        plot.plot_counterfactual(cf, obs.labels, path=files[-1])
     plt.close("all")
     return files
 

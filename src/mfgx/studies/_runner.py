@@ -41,6 +41,11 @@ def flow_metrics(predicted, observations: Observations, floor: float | None = No
     return {"l2": float(l2.mean()), "rel_l2": float(rel.mean()), "n_trajectories": int(y.shape[0])}
 
 
+def improvement(baseline: float, mfg: float) -> float:
+    """Improvement % = 100 (baseline − mfg) / baseline (positive when the MFG has the lower error)."""
+    return 100.0 * (baseline - mfg) / baseline
+
+
 def predict(model, observations: Observations, batch_size: int = 16):
     """(flows μ̂[K, N, S], number of equilibrium solves that missed tol) for every trajectory."""
     model = getattr(model, "model", model)
@@ -61,8 +66,7 @@ class StudyResult:
 
     def improvement(self, split: str, metric: str = "rel_l2", baseline: str = "baseline", model: str = "mfg") -> float:
         """100 (baseline − model) / baseline on ``split``."""
-        b, m = self.metrics[baseline][split][metric], self.metrics[model][split][metric]
-        return 100.0 * (b - m) / b
+        return improvement(self.metrics[baseline][split][metric], self.metrics[model][split][metric])
 
 
 def run_study(
