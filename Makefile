@@ -2,10 +2,10 @@
 # it is created with $(PYTHON) when .venv/bin/python is missing, and (re)installed when
 # pyproject.toml is newer than the stamp .venv/.installed. After that, no network is needed.
 #
-#   make demo        solve a few games, write plots and a report to outputs/demo
+#   make demo        calibrate the SIR MFG on bundled measles data; report in outputs/demo
 #   make test        the test suite (fast tests; ARGS="-k name" passes options to pytest)
 #   make test-slow   the slow tests only
-#   make bench       benchmarks (benchmarks/run.py)
+#   make bench       benchmarks (finite engine, calibration adjoints, neural SDEs)
 #   make bench-peers mfgx vs mfglib and OpenSpiel side by side (installs .venv-peers)
 #   make clean       remove outputs and caches (distclean: also .venv)
 
@@ -44,6 +44,8 @@ test-slow: venv
 
 bench: venv
 	$(BIN)/python benchmarks/run.py $(ARGS)
+	$(BIN)/python benchmarks/calibration.py
+	$(BIN)/python benchmarks/neural.py
 
 bench-peers: venv
 	bash benchmarks/peers/install.sh

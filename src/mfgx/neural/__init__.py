@@ -1,0 +1,113 @@
+r"""Neural mean-field games: particle SDEs whose drift combines a mean-field (MFG) term with a
+learned correction, trained on observed paths or distributions (Thöni, Bachrach & Kachman,
+arXiv 2504.13228, with the improvements listed in the project's science note neural_mfg.md §7).
+
+    dXᵢ = [ b(t, X, c)ᵢ + f_φ(t, X, c)ᵢ ] dt + σ(t, X)ᵢ (√(1−ρ²) dWᵢ + ρ dW⁰),   i = 1..N
+
+- Model: `ParticleSDE` with a drift (`CostGradient`: the paper's myopic best response;
+  `Feedback`: a given, e.g. equilibrium, feedback), a correction (`AgentMLP`: exchangeable,
+  sees population statistics and covariates; `PopulationMLP`: the paper's baseline;
+  `FluxCorrection`: a learned generator term on compartments) and a diffusion
+  (`ConstantDiffusion`, `AgentDiffusion`, `FluxDiffusion`).
+- Mean field: statistics of the empirical measure (`Mean`, `Moments`, `Quantile`, `Histogram`,
+  `KernelEmbedding`, `Stack`).
+- `simulate(model, x0, ts, key, integrator=Integrator(dt0, solver, adjoint))` with Diffrax.
+- Training: `PathData`, `PathLoss` (masked MSE on statistics + `MMD`/`Sinkhorn`/`Wasserstein1D`
+  on clouds at all observed times), `fit` → `NeuralFit`, `evaluate`; distances `mmd`,
+  `sinkhorn`, `sinkhorn_divergence`, `wasserstein_1d`.
+- Games: `meeting`/`meeting_data`, `el_farol`/`el_farol_data`, `sir` (`SIRDrift`,
+  `SusceptibleShare`).
+"""
+
+from ._data import PathData
+from ._errors import NeuralError
+from ._fit import NeuralFit, PathLoss, evaluate, fit, trainable_filter
+from ._games import (
+    ElFarolData,
+    ElFarolDrift,
+    MeetingCost,
+    SIRDrift,
+    SusceptibleShare,
+    el_farol,
+    el_farol_data,
+    meeting,
+    meeting_data,
+    sir,
+)
+from ._losses import (
+    MMD,
+    AbstractDistance,
+    Sinkhorn,
+    Wasserstein1D,
+    mmd,
+    sinkhorn,
+    sinkhorn_divergence,
+    wasserstein_1d,
+)
+from ._model import (
+    AbstractCorrection,
+    AbstractDiffusion,
+    AbstractDrift,
+    AgentDiffusion,
+    AgentMLP,
+    ConstantDiffusion,
+    CostGradient,
+    Feedback,
+    FluxCorrection,
+    FluxDiffusion,
+    ParticleSDE,
+    PopulationMLP,
+)
+from ._simulate import Integrator, TimeGrid, simulate, time_grid
+from ._statistics import AbstractStatistic, Histogram, KernelEmbedding, Mean, Moments, Quantile, Stack
+
+__all__ = [
+    "MMD",
+    "AbstractCorrection",
+    "AbstractDiffusion",
+    "AbstractDistance",
+    "AbstractDrift",
+    "AbstractStatistic",
+    "AgentDiffusion",
+    "AgentMLP",
+    "ConstantDiffusion",
+    "CostGradient",
+    "ElFarolData",
+    "ElFarolDrift",
+    "Feedback",
+    "FluxCorrection",
+    "FluxDiffusion",
+    "Histogram",
+    "Integrator",
+    "KernelEmbedding",
+    "Mean",
+    "MeetingCost",
+    "Moments",
+    "NeuralError",
+    "NeuralFit",
+    "ParticleSDE",
+    "PathData",
+    "PathLoss",
+    "PopulationMLP",
+    "Quantile",
+    "SIRDrift",
+    "Sinkhorn",
+    "Stack",
+    "SusceptibleShare",
+    "TimeGrid",
+    "Wasserstein1D",
+    "el_farol",
+    "el_farol_data",
+    "evaluate",
+    "fit",
+    "meeting",
+    "meeting_data",
+    "mmd",
+    "simulate",
+    "sinkhorn",
+    "sinkhorn_divergence",
+    "sir",
+    "time_grid",
+    "trainable_filter",
+    "wasserstein_1d",
+]
