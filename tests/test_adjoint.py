@@ -65,7 +65,8 @@ RATE_GAMES = {
 
 
 @pytest.mark.parametrize(
-    "name", ["sir", "cybersecurity", pytest.param("cybersecurity-expm", marks=pytest.mark.slow)]
+    "name",
+    ["sir", pytest.param("cybersecurity", marks=pytest.mark.slow), pytest.param("cybersecurity-expm", marks=pytest.mark.slow)],
 )
 def test_rate_game_path_gradients(name):
     game, theta, component = RATE_GAMES[name]
@@ -90,6 +91,7 @@ def test_rate_game_path_gradients(name):
     np.testing.assert_allclose(implicit @ flat(direction), fd, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_vmapped_jitted_implicit_gradient():
     """Regression: grad of a jitted mean over a vmapped batch of solves (the calibration pattern).
     With a dense LU/QR adjoint (lineax 0.1.1) this returned wrong values for some batches."""

@@ -36,7 +36,7 @@ class ImplicitAdjoint(AbstractAdjoint):
     def solver_for(self, size: int) -> lx.AbstractLinearSolver:
         if self.linear_solver is not None:
             return self.linear_solver
-        return lx.GMRES(rtol=1e-10, atol=1e-12, restart=40, max_steps=20 * size)
+        return lx.GMRES(rtol=1e-10, atol=1e-12, restart=10, max_steps=20 * size)
 
 
 class UnrolledAdjoint(AbstractAdjoint):
