@@ -2,51 +2,41 @@
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import sys
-import time
-from pathlib import Path
+import argparse
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import RESULTS, write  # noqa: F401 (write is re-exported to the scripts)
+from _common import meta as _meta
 
 import mfgx.neural as nm
 
-RESULTS = Path(__file__).parent / "results"
-
 
 def meta(command: str, seconds: float, settings: dict) -> dict:
-    return {
-        "command": command,
-        "jax": jax.__version__,
-        "platform": platform.platform(),
-        "device": str(jax.devices()[0]),
-        "cpu_count": os.cpu_count(),
-        "seconds": round(seconds, 1),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "python": sys.version.split()[0],
-        "settings": settings,
-    }
+    return _meta(command, round(seconds, 1), settings)
 
 
-def _jsonable(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, (np.ndarray, jax.Array)):
-        return np.asarray(x).tolist()
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+def arg_parser() -> argparse.ArgumentParser:
+    """The options every neural experiment takes: ``--quick`` and ``--seed``."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    return ap
 
 
-def write(stem: str, payload: dict, lines: list[str]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=1, default=_jsonable))
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"written {RESULTS / stem}.md and .json")
+class Identity(nm.AbstractStatistic):
+    """The whole population vector of ``n_agents`` agents, in order (not exchangeable): PathLoss
+    with it is the papers' index-wise MSE."""
+
+    n_agents: int = eqx.field(static=True)
+
+    def __call__(self, x):
+        return x.reshape(-1)
+
+    def size(self, d):
+        return self.n_agents * d
 
 
 def row(cells) -> str:
@@ -77,3 +67,19 @@ def history_curves(fit):
     train = np.array([r["loss"] for r in fit.history])
     vs, vl = fit.val_losses()
     return steps, train, vs, vl
+
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, stem: str, dpi: int) -> None:
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{stem}.png", dpi=dpi)
+    print(f"written {RESULTS / stem}.png")

@@ -29,7 +29,6 @@ Writes experiments/results/neural_el_farol{_quick}.{md,json,png}.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -42,26 +41,14 @@ import optax
 import mfgx.neural as nm
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _neural_common import RESULTS, g, history_curves, meta, row, simulate_many, write  # noqa: E402
+from _neural_common import Identity, arg_parser, g, history_curves, meta, pyplot, row, save_figure, simulate_many, write  # noqa: E402
 
 N_AGENTS, T0, T_OBS = 42, 1.0, 15.0
 TIMES = np.arange(2.0, 16.0)  # saved for the figure; only t = 15 is observed
 
 
-class Identity(nm.AbstractStatistic):
-    """Every agent's p: PathLoss with it against the rate repeated is the paper's loss."""
-
-    def __call__(self, x):
-        return x.reshape(-1)
-
-    def size(self, d):
-        return N_AGENTS * d
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = arg_parser()
     args = ap.parse_args()
     seed = args.seed
     steps = 400 if args.quick else 2000
@@ -80,7 +67,7 @@ def main():
         "mfg": (nm.el_farol(), None, None, None),
         "paper": (
             nm.el_farol(correction=nm.PopulationMLP(N_AGENTS, width=8, depth=3, loc=0.5, scale=0.3, key=k1)),
-            all_data, nm.PathLoss(statistic=Identity()), optax.adabelief(5e-4),
+            all_data, nm.PathLoss(statistic=Identity(N_AGENTS)), optax.adabelief(5e-4),
         ),
         "neural": (
             nm.el_farol(correction=nm.AgentMLP(1, statistic=nm.Mean(), width=16, depth=2, loc=(0.5, 8, 0.5), scale=(0.3, 4, 0.3),
@@ -151,10 +138,7 @@ def main():
     stem = "neural_el_farol" + ("_quick" if args.quick else "")
     write(stem, payload, lines)
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, paths in finals.items():
@@ -169,9 +153,7 @@ def main():
         axes[1].hist(paths[:, -1].reshape(-1), bins=bins, density=True, histtype="step", lw=1.5, label=name)
     axes[1].set(xlabel="p(15)", ylabel="density", title="final intentions (pooled test simulations)")
     axes[1].legend()
-    fig.tight_layout()
-    fig.savefig(RESULTS / f"{stem}.png", dpi=120)
-    print(f"written {RESULTS / stem}.png")
+    save_figure(fig, stem, dpi=120)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ Writes experiments/results/neural_epidemic{_quick}.{md,json,png}.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -48,7 +47,7 @@ import mfgx.neural as nm
 from mfgx.data import measles_waves
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _neural_common import RESULTS, g, history_curves, meta, row, simulate_many, write  # noqa: E402
+from _neural_common import arg_parser, g, history_curves, meta, pyplot, row, save_figure, simulate_many, write  # noqa: E402
 
 SCALE = 1e-3  # I in per mille
 BETA0, GAMMA0, S0 = 17.0, 1.0, 0.07  # measles-like start: R₀ ≈ 17, one infectious week, s₀ ≈ 1/R₀ + attack/2
@@ -77,9 +76,7 @@ def peak_stats(I):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = arg_parser()
     ap.add_argument("--models", default="sir,linear,neural,neural-sde")
     ap.add_argument("--steps", type=int, default=None)
     args = ap.parse_args()
@@ -204,10 +201,7 @@ def term_ratio(model, sims) -> float:
 
 
 def figure(stem, obs, te, y, times, preds):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     show = np.argsort(-y[te].max(axis=1))[[0, 3, 8, 15]]
     fig, axes = plt.subplots(1, len(show), figsize=(4 * len(show), 3.4), sharey=False)
@@ -225,9 +219,7 @@ def figure(stem, obs, te, y, times, preds):
         ax.set(title=f"{meta_[k]['town']} {meta_[k]['onset'][:7]} (test)", xlabel="week since onset", ylabel="I (‰)",
                ylim=(0, y[k].max() / SCALE * 1.6))
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(RESULTS / f"{stem}.png", dpi=110)
-    print(f"written {RESULTS / stem}.png")
+    save_figure(fig, stem, dpi=110)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ Writes experiments/results/neural_meeting{_quick}.{md,json,png}.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -45,25 +44,13 @@ import optax
 import mfgx.neural as nm
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _neural_common import RESULTS, g, history_curves, meta, row, simulate_many, write  # noqa: E402
+from _neural_common import Identity, arg_parser, g, history_curves, meta, pyplot, row, save_figure, simulate_many, write  # noqa: E402
 
 MU, VAR_TRUE, T0, T_OBS, N_AGENTS, DT = 15.0, 0.25 + 0.4, 1.0, 15.0, 42, 0.25
 
 
-class Identity(nm.AbstractStatistic):
-    """The whole population vector (not exchangeable): PathLoss with it is the paper's index-wise MSE."""
-
-    def __call__(self, x):
-        return x.reshape(-1)
-
-    def size(self, d):
-        return N_AGENTS * d
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = arg_parser()
     args = ap.parse_args()
     steps = 600 if args.quick else 3000
     n_train, n_val, n_test = 10, 50, 200
@@ -86,13 +73,13 @@ def main():
         "paper": (
             nm.meeting(common_noise=1.0, correction=nm.PopulationMLP(N_AGENTS, width=8, depth=3, loc=12.0, scale=2.0, key=k1)),
             index,
-            nm.PathLoss(statistic=Identity()),
+            nm.PathLoss(statistic=Identity(N_AGENTS)),
             optax.adabelief(5e-4),
         ),
         "index": (
             nm.meeting(correction=agent_net),
             index,
-            nm.PathLoss(statistic=Identity()),
+            nm.PathLoss(statistic=Identity(N_AGENTS)),
             optax.adam(5e-3),
         ),
         "neural": (
@@ -174,10 +161,7 @@ def main():
 
 
 def _figure(stem, results, fits, models, x0, integ, test_y, seed):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     bins = np.linspace(10, 20, 60)
@@ -194,9 +178,7 @@ def _figure(stem, results, fits, models, x0, integ, test_y, seed):
         axes[1].semilogy(vs, vl, "o-", ms=3, label=f"{name} val")
     axes[1].set(xlabel="step", ylabel="own loss", title="training")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(RESULTS / f"{stem}.png", dpi=120)
-    print(f"written {RESULTS / stem}.png")
+    save_figure(fig, stem, dpi=120)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import _checkpoint
+from .. import _checkpoint, _training
 from .._progress import progress_bar
 from ..finite import ConvergenceWarning
 from ._errors import CalibrationError
@@ -159,27 +159,23 @@ def fit(
     opt_state = optimizer.init(params)
     key = jax.random.PRNGKey(seed)
     best_params = params
-    state = {"epoch": 0, "history": [], "best_epoch": 0, "best_val": math.inf, "bad_evals": 0}
+    state = _training.new_state("epoch")
     settings = {"n_train": K, "n_val": 0 if val is None else len(val), "batch_size": B, "seed": int(seed), "window": win}
     if checkpoint_dir is not None and resume:
-        loaded = _checkpoint.load(checkpoint_dir, (params, opt_state, key, best_params), error=CalibrationError)
+        loaded = _training.resume(checkpoint_dir, (params, opt_state, key, best_params), settings, kind="calibration", error=CalibrationError)
         if loaded is not None:
-            header, (params, opt_state, key, best_params) = loaded
-            if header["settings"] != settings:
-                raise CalibrationError(
-                    f"checkpoint in {checkpoint_dir} was written with settings {header['settings']}, "
-                    f"not {settings}; use another checkpoint_dir or resume=False"
-                )
-            state = header["state"]
+            state, (params, opt_state, key, best_params) = loaded
 
     def checkpoint():
         if checkpoint_dir is not None:
             _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (params, opt_state, key, best_params))
 
+    def metrics(data):
+        return evaluate(eqx.combine(params, static), data, batch_size=B)
+
     y, mask, z = train.values, train.mask, covariates_of(train)
-    stopped = False
     with progress_bar(progress, state["epoch"], epochs) as bar:
-        for e in range(state["epoch"], state["epoch"] if state.get("stopped") else epochs):
+        for e in _training.remaining(state, "epoch", epochs):
             ekey = jax.random.fold_in(key, e)
             perm_key, win_key = jax.random.split(ekey)
             perm = np.asarray(jax.random.permutation(perm_key, K))
@@ -215,37 +211,19 @@ def fit(
                 if on_nonconvergence == "raise":
                     raise CalibrationError(message)
                 warnings.warn(message, ConvergenceWarning, stacklevel=2)
-            done = e + 1
-            if done % eval_every == 0 or done == epochs:
-                current = eqx.combine(params, static)
-                if eval_train:
-                    record["train"] = evaluate(current, train, batch_size=B)
-                if val is not None:
-                    record["val"] = evaluate(current, val, batch_size=B)
-                    if record["val"]["loss"] < state["best_val"]:
-                        state["best_val"], state["best_epoch"], state["bad_evals"] = record["val"]["loss"], done, 0
-                        best_params = params
-                    else:
-                        state["bad_evals"] += 1
-                        stopped = patience is not None and state["bad_evals"] >= patience
-            if callback is not None and callback(record):
-                stopped = True
-            state["history"].append(record)
-            state["epoch"], state["stopped"] = done, stopped
-            if done % checkpoint_every == 0 or done == epochs or stopped:
+            improved, stopped, save = _training.end_unit(
+                state, record, counter="epoch", total=epochs, eval_every=eval_every, checkpoint_every=checkpoint_every,
+                evaluate=metrics, train=train, val=val, eval_train=eval_train, patience=patience, callback=callback,
+            )
+            if improved:
+                best_params = params
+            if save:
                 checkpoint()
-            info = f"loss {record['train_loss']:.3e}"
-            if "val" in record:
-                info += f"  val {record['val']['loss']:.3e}"
-            bar.update(done, info + (f"  [red]{n_bad} not converged" if n_bad else ""))
+            bar.update(e + 1, _training.info(record["train_loss"], record) + (f"  [red]{n_bad} not converged" if n_bad else ""))
             if stopped:
                 break
 
     final = eqx.combine(params, static)
-    if val is not None and state["best_epoch"] > 0:
-        selected, on = eqx.combine(best_params, static), "validation"
-    else:
-        selected, on = final, "last epoch"
-        state["best_epoch"] = state["epoch"]
+    selected, on = _training.select(state, "epoch", final, eqx.combine(best_params, static), val is not None)
     stopped = bool(state.get("stopped", False))
     return Calibration(selected, final, list(state["history"]), state["best_epoch"], on, state["epoch"], stopped, B)

@@ -21,8 +21,9 @@ class ImplicitAdjoint(AbstractAdjoint):
 
         (I − ∂Φ/∂m)ᵀ w = ∂L/∂m*,     ∂L/∂θ = (∂Φ/∂θ)ᵀ w,
 
-    solved matrix-free (JVPs and VJPs of Φ, never the Jacobian) by ``linear_solver`` (GMRES by
-    default; pass e.g. ``lx.BiCGStab(...)``). A solve that does not
+    solved matrix-free (JVPs and VJPs of Φ, never the Jacobian) by ``linear_solver`` (GMRES with
+    restart 5 by default: lineax runs every Arnoldi step of a restart cycle, and these contractive
+    systems converge in ~10, see benchmarks/results/calibration.md; pass e.g. ``lx.BiCGStab(...)``). A solve that does not
     converge raises an error instead of returning a wrong gradient. Cost: about one Krylov solve of
     VJPs of Φ, independent of the number of forward iterations.
 
@@ -36,7 +37,7 @@ class ImplicitAdjoint(AbstractAdjoint):
     def solver_for(self, size: int) -> lx.AbstractLinearSolver:
         if self.linear_solver is not None:
             return self.linear_solver
-        return lx.GMRES(rtol=1e-10, atol=1e-12, restart=10, max_steps=20 * size)
+        return lx.GMRES(rtol=1e-10, atol=1e-12, restart=5, max_steps=20 * size)
 
 
 class UnrolledAdjoint(AbstractAdjoint):

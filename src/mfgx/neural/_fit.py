@@ -28,7 +28,7 @@ import jax.tree_util as jtu
 import numpy as np
 import optax
 
-from .. import _checkpoint
+from .. import _checkpoint, _training
 from .._progress import progress_bar
 from ._data import PathData
 from ._errors import NeuralError
@@ -309,28 +309,24 @@ def fit(
     params, static = eqx.partition(model, spec)
     opt_state = optimizer.init(params)
     best_params = params
-    state: dict[str, Any] = {"step": 0, "history": [], "best_step": 0, "best_val": math.inf, "bad_evals": 0, "stopped": False}
+    state = _training.new_state("step")
     settings = {"n_train": K, "n_val": 0 if val is None else val.n_datasets, "batch_size": B, "seed": int(seed), "eval_seed": int(eval_seed)}
     if checkpoint_dir is not None and resume:
-        loaded = _checkpoint.load(checkpoint_dir, (params, opt_state, best_params), kind="neural", error=NeuralError)
+        loaded = _training.resume(checkpoint_dir, (params, opt_state, best_params), settings, kind="neural", error=NeuralError)
         if loaded is not None:
-            header, (params, opt_state, best_params) = loaded
-            if header["settings"] != settings:
-                raise NeuralError(
-                    f"checkpoint in {checkpoint_dir} was written with settings {header['settings']}, not {settings}; "
-                    "use another checkpoint_dir or resume=False"
-                )
-            state = header["state"]
+            state, (params, opt_state, best_params) = loaded
 
     def checkpoint():
         if checkpoint_dir is not None:
             _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (params, opt_state, best_params), kind="neural")
 
+    def metrics(data):
+        return evaluate(eqx.combine(params, static), data, loss=loss, integrator=integrator, seed=eval_seed, batch_size=B)
+
     key = jax.random.PRNGKey(seed)
     weight = jnp.ones(B)
-    stopped = bool(state.get("stopped", False))
     with progress_bar(progress, state["step"], steps, label="neural fit", unit="steps") as bar:
-        for s in range(state["step"], state["step"] if stopped else steps):
+        for s in _training.remaining(state, "step", steps):
             skey = jax.random.fold_in(key, s)
             pick, noise = jax.random.split(skey)
             idx = np.sort(np.asarray(jax.random.choice(pick, K, (B,), replace=False)))
@@ -351,33 +347,18 @@ def fit(
                 "step": done, "loss": value, "stat": float(stat), "distance": float(dist),
                 "grad_norm": float(gnorm), "seconds": seconds,
             }
-            if done % eval_every == 0 or done == steps:
-                current = eqx.combine(params, static)
-                if eval_train:
-                    record["train"] = evaluate(current, train, loss=loss, integrator=integrator, seed=eval_seed, batch_size=B)
-                if val is not None:
-                    record["val"] = evaluate(current, val, loss=loss, integrator=integrator, seed=eval_seed, batch_size=B)
-                    if record["val"]["loss"] < state["best_val"]:
-                        state["best_val"], state["best_step"], state["bad_evals"] = record["val"]["loss"], done, 0
-                        best_params = params
-                    else:
-                        state["bad_evals"] += 1
-                        stopped = patience is not None and state["bad_evals"] >= patience
-            if callback is not None and callback(record):
-                stopped = True
-            state["history"].append(record)
-            state["step"], state["stopped"] = done, stopped
-            if done % checkpoint_every == 0 or done == steps or stopped:
+            improved, stopped, save = _training.end_unit(
+                state, record, counter="step", total=steps, eval_every=eval_every, checkpoint_every=checkpoint_every,
+                evaluate=metrics, train=train, val=val, eval_train=eval_train, patience=patience, callback=callback,
+            )
+            if improved:
+                best_params = params
+            if save:
                 checkpoint()
-            info = f"loss {value:.3e}" + (f"  val {record['val']['loss']:.3e}" if "val" in record else "")
-            bar.update(done, info)
+            bar.update(done, _training.info(value, record))
             if stopped:
                 break
 
     final = eqx.combine(params, static)
-    if val is not None and state["best_step"] > 0:
-        selected, on = eqx.combine(best_params, static), "validation"
-    else:
-        selected, on = final, "last step"
-        state["best_step"] = state["step"]
+    selected, on = _training.select(state, "step", final, eqx.combine(best_params, static), val is not None)
     return NeuralFit(selected, final, list(state["history"]), state["best_step"], on, state["step"], bool(state.get("stopped", False)))
