@@ -430,8 +430,8 @@ def demo(
     epochs: Annotated[int | None, _EPOCHS] = None,
     progress: Annotated[bool, _PROGRESS] = True,
 ) -> None:
-    """Calibrate the SIR MFG (and the SIR-ODE baseline) on measles waves in 20 towns of England and
-    Wales (bundled real data, offline; a few minutes) and write a report into --out."""
+    """Calibrate the SIR MFG (and the SIR-ODE baseline) on measles waves in big towns of England and
+    Wales (bundled real data, offline; about a minute) and write a report into --out."""
     from mfgx import studies
 
     console = Console()

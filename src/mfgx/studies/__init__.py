@@ -7,8 +7,8 @@
   counterfactual station closures `closure` (reactive baseline vs anticipatory MFG).
 - Building blocks: `run_study`, `flow_metrics`, `split_by` (whole towns/regions/seasons per split).
 
-The demo configuration (`mfgx demo`) is `DEMO_CONFIG`: measles waves of 20 towns of England and
-Wales (bundled with pypomp), split by town.
+The demo configuration (`mfgx demo`) is `DEMO_CONFIG`: measles waves in the 20 towns of England
+and Wales of He, Ionides & King (2010) (bundled with pypomp; 13 of them have waves), split by town.
 """
 
 from importlib.resources import files as _files
