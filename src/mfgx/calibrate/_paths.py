@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._transforms import inverse_softplus
 from ._errors import CalibrationError
 
 
@@ -65,7 +66,7 @@ class AbstractPath(eqx.Module):
             raise CalibrationError(f"initial path values must lie in {bounds}, got {v}")
         if hi is None:
             x = v - lo
-            return jnp.asarray(np.where(x > 30, x, np.log(np.expm1(np.minimum(x, 30)))))
+            return inverse_softplus(x)
         x = (v - lo) / (hi - lo)
         return jnp.asarray(np.log(x) - np.log1p(-x))
 
@@ -73,7 +74,7 @@ class AbstractPath(eqx.Module):
         """`inverse` inside JAX (no checks): z with transform(z) = value."""
         if self.upper is None:
             x = value - self.floor
-            return jnp.where(x > 30, x, jnp.log(jnp.expm1(jnp.minimum(x, 30))))
+            return inverse_softplus(x)
         x = (value - self.floor) / (self.upper - self.floor)
         return jnp.log(x) - jnp.log1p(-x)
 

@@ -21,6 +21,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array
 
+from .._transforms import inverse_softplus
 from ._errors import NeuralError
 from ._model import AbstractCorrection, AbstractDiffusion, AbstractDrift, ConstantDiffusion, CostGradient, ParticleSDE
 from ._statistics import Quantile
@@ -182,11 +183,6 @@ def el_farol_data(
 # SIR epidemic neural MFG
 
 
-def _inv_softplus(v):
-    v = np.asarray(v, dtype=float)
-    return np.where(v > 30, v, np.log(np.expm1(np.maximum(v, 1e-300))))
-
-
 class SIRDrift(AbstractDrift):
     r"""The SIR mean-field drift on population shares x = (S, I, R) ∈ Δ₃ with myopic contact
     choice: a susceptible agent picks its contact factor a ∈ [0, 1] against the cost rate
@@ -206,7 +202,7 @@ class SIRDrift(AbstractDrift):
         self.log_beta = jnp.log(jnp.asarray(_pos("beta", beta)))
         self.log_gamma = jnp.log(jnp.asarray(_pos("gamma", gamma)))
         aw = _pos("awareness", awareness, allow_zero=True)
-        self.raw_awareness = jnp.asarray(_inv_softplus(aw) if aw > 0 else -30.0)
+        self.raw_awareness = inverse_softplus(aw) if aw > 0 else jnp.asarray(-30.0)
 
     @property
     def beta(self):

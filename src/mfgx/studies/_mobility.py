@@ -41,6 +41,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .. import games
+from .._transforms import inverse_softplus
 from ..calibrate import (
     AbstractPath,
     Calibration,
@@ -105,7 +106,7 @@ class BikeSharePath(AbstractPath):
         if w.shape != (n_states,) or not np.all(np.isfinite(w)):
             raise CalibrationError(f"w_g must be a finite vector of shape ({n_states},), got {w.shape}")
         self.rates = rates
-        self.z_b, self.z_c = (jnp.asarray(np.log(np.expm1(v)), float) for v in (b, c))
+        self.z_b, self.z_c = (inverse_softplus(v) for v in (b, c))
         self.w_g = jnp.asarray(w)
 
     @property
