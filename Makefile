@@ -5,7 +5,7 @@
 #   make demo        calibrate the SIR MFG on bundled measles data; report in outputs/demo
 #   make test        the test suite (fast tests; ARGS="-k name" passes options to pytest)
 #   make test-slow   the slow tests only
-#   make bench       benchmarks (finite engine, calibration adjoints, neural SDEs)
+#   make bench       benchmarks (finite engine, calibration adjoints, neural SDEs, exact Nash)
 #   make bench-peers mfgx vs mfglib and OpenSpiel side by side (installs .venv-peers)
 #   make clean       remove outputs and caches (distclean: also .venv)
 
@@ -46,6 +46,7 @@ bench: venv
 	$(BIN)/python benchmarks/run.py $(ARGS)
 	$(BIN)/python benchmarks/calibration.py
 	$(BIN)/python benchmarks/neural.py
+	$(BIN)/python benchmarks/exact_nash.py
 
 bench-peers: venv
 	bash benchmarks/peers/install.sh
