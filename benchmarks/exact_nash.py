@@ -19,7 +19,6 @@ Issue 2's speed target asks for `crowd_ring(n=100, T=50)` solved to exploitabili
 from __future__ import annotations
 
 import pathlib
-import time
 import warnings
 
 import equinox as eqx
@@ -29,26 +28,16 @@ import numpy as np
 
 import mfgx
 from mfgx import games
+from run import bench_solver, timed  # benchmarks/run.py
 
 OUT = pathlib.Path(__file__).parent / "results"
-
-
-def _timed(fn, *args):
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    return out, time.perf_counter() - t0
 
 
 def mirror_descent_traces(game, rates, n_iter):
     """Exploitability after every iteration of MirrorDescent(rate), and seconds per iteration."""
     traces, per_iter = {}, {}
     for rate in rates:
-        solver = mfgx.MirrorDescent(rate)
-        run = eqx.filter_jit(lambda s, solver=solver: jax.lax.scan(lambda c, _: solver.step(game, c), s, None, length=n_iter))
-        state = solver.init(game)
-        _timed(run, state)
-        (_, trace), steady = _timed(run, state)
-        traces[rate], per_iter[rate] = np.asarray(trace), steady / n_iter
+        _, per_iter[rate], traces[rate] = bench_solver(game, mfgx.MirrorDescent(rate), n_iter)
     return traces, per_iter
 
 
@@ -94,8 +83,8 @@ def block_tridiagonal_solve_ms(S, n_blocks):
         _, xs = jax.lax.scan(bwd, jnp.zeros(S), (chols, ys, c_out), reverse=True)
         return xs
 
-    x, _ = _timed(solve, D, C, rhs)
-    best = min(_timed(solve, D, C, rhs)[1] for _ in range(5))
+    timed(solve, D, C, rhs)  # compile
+    best = min(timed(solve, D, C, rhs)[1] for _ in range(5))
     return best * 1e3
 
 
