@@ -25,10 +25,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from run import bench_solver, timed  # benchmarks/run.py
 
 import mfgx
 from mfgx import games
-from run import bench_solver, timed  # benchmarks/run.py
 
 OUT = pathlib.Path(__file__).parent / "results"
 
@@ -138,14 +138,14 @@ def main():
           for r in rates],
         "",
         f"Long run with rate {best}: " + ", ".join(f"{k}: {e:.3g}" for k, e in points) + ".",
-        f"Over the second half exploitability falls like k^{slope:.2f}: reaching 1e-6 would take about "
-        f"{needed:.2g} iterations, {needed * per_iter[best]:.0f} s.",
+        (f"Over the second half exploitability falls like k^{slope:.2f}: reaching 1e-6 would take about "
+        f"{needed:.2g} iterations, {needed * per_iter[best]:.0f} s."),
         "",
         "## Structure of the equilibrium",
         "",
-        f"At the end of the long run {mixed} of {n_best.size} (t, x) pairs have two or more actions within 1e-3 of "
+        (f"At the end of the long run {mixed} of {n_best.size} (t, x) pairs have two or more actions within 1e-3 of "
         "the best Q-value: the equilibrium mixes (mostly *stay* with a small weight on the move towards the centre) "
-        "almost everywhere. Exact best responses jump between actions at exactly these points.",
+        "almost everywhere. Exact best responses jump between actions at exactly these points."),
         "",
         "| entropy-regularised equilibrium | converged | steps | exploitability in the original game |",
         "|---|---|---|---|",
@@ -153,11 +153,11 @@ def main():
         "",
         "## Cost of one Newton step",
         "",
-        f"A second-order method couples the {(game.horizon + 1) * game.n_states} unknowns through a "
+        (f"A second-order method couples the {(game.horizon + 1) * game.n_states} unknowns through a "
         f"block-tridiagonal system with {game.horizon + 1} dense {game.n_states}×{game.n_states} blocks "
         f"(the Schur complements fill in even for sparse kernels). One such solve: {newton_ms:.1f} ms steady, so "
         "50 ms allows about three Newton steps, with no time left for the continuation in the temperature or the "
-        "active-set changes the mixed equilibrium needs.",
+        "active-set changes the mixed equilibrium needs."),
     ]
     (OUT / "exact_nash.md").write_text("\n".join(lines) + "\n")
     print(f"written {OUT / 'exact_nash.md'}")
