@@ -82,6 +82,8 @@ def main():
     for name, solver, tol, steps in [
         ("MirrorDescent(0.3)", mfgx.MirrorDescent(0.3), 1e-6, 3000),
         ("Softmax(1.0, 0.9)", mfgx.Softmax(1.0, 0.9), 1e-10, 3000),
+        ("Softmax(0.1, 0.98)", mfgx.Softmax(0.1, 0.98), 1e-10, 3000),
+        ("MirrorDescent(0.1, temperature=0.1)", mfgx.MirrorDescent(0.1, 0.1), 1e-12, 3000),
     ]:
         run = eqx.filter_jit(lambda s=solver, tol=tol, steps=steps: mfgx.solve(game, s, tol=tol, max_steps=steps))
         _, first = timed(run)

@@ -42,6 +42,24 @@ def test_implicit_matches_unrolled(grads):
     np.testing.assert_allclose(implicit, unrolled, rtol=1e-9)
 
 
+def test_regularised_mirror_descent_matches_softmax(grads):
+    """MirrorDescent(α, temperature=τ) converges to the Softmax(τ) equilibrium, and the implicit
+    adjoint differentiates it through the same (smooth) softmax response."""
+    rmd = mfgx.MirrorDescent(1.0, temperature=SMOOTH.temperature)
+    eq_md = mfgx.solve(GAME.with_params(COSTS), rmd, tol=1e-13, max_steps=3000)
+    eq_sm = mfgx.solve(GAME.with_params(COSTS), SMOOTH, tol=1e-13, max_steps=3000)
+    assert bool(eq_md.converged) and float(eq_md.regularised_exploitability) < 1e-12
+    assert float(eq_md.exploitability) > 1e-3  # the regularised equilibrium is not the exact one
+    np.testing.assert_allclose(eq_md.flow, eq_sm.flow, atol=1e-12)
+    np.testing.assert_allclose(eq_md.policy, eq_sm.policy, atol=1e-11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mfgx.NonSmoothWarning)
+        md_grad = jax.grad(lambda c: loss(c, solver=rmd))(COSTS)
+    # MD stops on the regularised exploitability, which is quadratic in the policy error: its root is
+    # accurate to about √tol, hence a looser match than Softmax's flow residual allows.
+    np.testing.assert_allclose(md_grad, grads[0], rtol=1e-6)
+
+
 def test_failed_adjoint_solve_raises():
     starved = mfgx.ImplicitAdjoint(lx.GMRES(rtol=1e-14, atol=1e-14, max_steps=1, restart=1))
     with pytest.raises(Exception, match="maximum number of solver steps"):

@@ -16,6 +16,7 @@ from helpers import (
     MD_STEPS,
     MD_TOL,
     assert_on_simplex,
+    best_response_jit,
     exploitability_jit,
     np_exploitability,
     np_propagate,
@@ -142,6 +143,22 @@ def test_fixed_point_cycles_on_left_right_and_warns(left_right):
     assert not bool(eq.converged)
     assert int(eq.steps) == 20
     assert float(eq.residual) == pytest.approx(1.0)  # the bang-bang flow jumps between corners
+
+
+def test_regularised_mirror_descent_where_softmax_cycles(left_right):
+    """Small τ on left_right: the softmax fixed point jumps between corners, regularised mirror
+    descent converges to the τ-regularised equilibrium (a softmax response to its own flow)."""
+    tau = 0.05
+    with pytest.warns(mfgx.ConvergenceWarning):
+        cycling = mfgx.solve(left_right, mfgx.Softmax(tau), tol=1e-12, max_steps=20)
+    assert not bool(cycling.converged) and float(cycling.residual) > 0.5
+    eq = mfgx.solve(left_right, mfgx.MirrorDescent(1.0, tau), tol=1e-14, max_steps=200)
+    assert bool(eq.converged) and float(eq.regularised_exploitability) < 1e-10
+    soft_br = best_response_jit(left_right, eq.mean_field, tau)[0]
+    np.testing.assert_allclose(eq.policy, soft_br, atol=1e-4)
+    # exact exploitability: positive, and at most τ·(T+1)·log A (the entropy bonus it may forgo)
+    bound = tau * (left_right.horizon + 1) * np.log(left_right.n_actions)
+    assert 1e-4 < float(eq.exploitability) <= bound
 
 
 def test_converged_solve_does_not_warn(left_right):

@@ -258,6 +258,8 @@ def test_rate_game_bad_dt(dt):
         (lambda: mfgx.Softmax(temperature=0.1, damping=2.0), r"damping"),
         (lambda: mfgx.MirrorDescent(learning_rate=-1.0), r"learning_rate must be positive"),
         (lambda: mfgx.MirrorDescent(learning_rate=0.0), r"learning_rate must be positive"),
+        (lambda: mfgx.MirrorDescent(temperature=-0.1), r"temperature must be positive"),
+        (lambda: mfgx.MirrorDescent(learning_rate=2.0, temperature=0.5), r"learning_rate × temperature must be < 1"),
         (lambda: mfgx.FictitiousPlay(learning_rate=0.0), r"learning_rate must be in \(0, 1\]"),
         (lambda: mfgx.FictitiousPlay(learning_rate=1.5), r"learning_rate must be in \(0, 1\]"),
         (lambda: mfgx.PriorDescent(temperature=0.0), r"temperature must be positive"),
@@ -270,7 +272,7 @@ def test_solver_argument_errors(make, match):
 
 
 def test_valid_solver_arguments():
-    mfgx.FixedPoint(0.0), mfgx.FixedPoint(0.99), mfgx.Softmax(1e-6, 0.5), mfgx.MirrorDescent(0.1)
+    mfgx.FixedPoint(0.0), mfgx.FixedPoint(0.99), mfgx.Softmax(1e-6, 0.5), mfgx.MirrorDescent(0.1), mfgx.MirrorDescent(1.0, 0.5)
     mfgx.FictitiousPlay(), mfgx.FictitiousPlay(1.0), mfgx.PriorDescent(0.5, 3)
 
 

@@ -63,7 +63,7 @@ _SOLVERS: dict[SolverName, tuple[type[mfgx.AbstractSolver], dict[str, str]]] = {
     SolverName.fixed_point: (mfgx.FixedPoint, {"--damping": "damping"}),
     SolverName.softmax: (mfgx.Softmax, {"--temperature": "temperature", "--damping": "damping"}),
     SolverName.fictitious_play: (mfgx.FictitiousPlay, {"--learning-rate": "learning_rate"}),
-    SolverName.mirror_descent: (mfgx.MirrorDescent, {"--learning-rate": "learning_rate"}),
+    SolverName.mirror_descent: (mfgx.MirrorDescent, {"--learning-rate": "learning_rate", "--temperature": "temperature"}),
     SolverName.prior_descent: (mfgx.PriorDescent, {"--temperature": "temperature", "--n-inner": "n_inner"}),
 }
 

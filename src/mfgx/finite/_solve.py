@@ -37,7 +37,8 @@ class Equilibrium(eqx.Module):
     - `policy`: π[T+1, S, A].
     - `value`: V^π[T+1, S], the population's value against its own flow.
     - `exploitability`: of `policy` (0 at a Nash equilibrium).
-    - `regularised_exploitability`: for `Softmax(τ)` solutions, the exploitability in the
+    - `regularised_exploitability`: for solvers of the τ-regularised game (`Softmax(τ)`,
+      `MirrorDescent(α, temperature=τ)`), the exploitability in the
       τ-entropy-regularised game (0 at its fixed point); equal to `exploitability` otherwise.
     - `steps`, `residual`, `converged`: the solver's iteration count, last residual and whether
       ``residual <= tol`` was reached within ``max_steps``.
@@ -101,7 +102,7 @@ def fixed_point_map(game: FiniteGame, solver: AbstractSolver, mf):
 
 def _rewrite(root, _, inputs):
     game, solver = inputs[:2]
-    smooth = isinstance(solver, Softmax) or getattr(game, "smooth_response", False) or game.n_actions == 1
+    smooth = solver.regularisation() is not None or getattr(game, "smooth_response", False) or game.n_actions == 1
     if not smooth:  # traced only under autodiff; with one action there is no control channel
         warnings.warn(
             f"differentiating a {type(solver).__name__} equilibrium: its exact best response is "
@@ -138,7 +139,7 @@ def _finalise(game, solver, policy, steps, residual, tol) -> Equilibrium:
     mf = game.mean_field_of(mu, policy)
     _, value = evaluate(game, policy, mf)
     expl = exploitability(game, lax.stop_gradient(policy))
-    tau = solver.temperature if isinstance(solver, Softmax) else None
+    tau = solver.regularisation()
     reg_expl = expl if tau is None else exploitability(game, lax.stop_gradient(policy), tau)
     return Equilibrium(mu, mf, policy, value, expl, reg_expl, jnp.asarray(steps), residual, residual <= tol)
 

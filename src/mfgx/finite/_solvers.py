@@ -38,9 +38,14 @@ class AbstractSolver(eqx.Module):
     def policy(self, game: FiniteGame, state):
         """The policy of a solver state."""
 
+    def regularisation(self) -> float | None:
+        """The entropy temperature τ of the equilibrium the solver converges to (None: exact Nash)."""
+        return None
+
     def respond(self, game: FiniteGame, mf):
-        """The best response that defines the solver's equilibrium map Φ (exact by default)."""
-        return best_response(game, mf)[0]
+        """The best response that defines the solver's equilibrium map Φ: exact, or the softmax
+        best response when the solver targets the τ-regularised equilibrium."""
+        return best_response(game, mf, self.regularisation())[0]
 
     def solution_policy(self, game: FiniteGame, mf, state):
         """The policy reported at the solution, as a function of the (differentiable) root m*.
@@ -109,14 +114,14 @@ class Softmax(_FlowFixedPoint):
         _check_positive("temperature", self.temperature)
         _check_unit_interval("damping", self.damping)
 
-    def respond(self, game, mf):
-        return best_response(game, mf, self.temperature)[0]
+    def regularisation(self):
+        return self.temperature
 
 
 class _PolicySolver(AbstractSolver):
     def init(self, game):
         pi = uniform_policy(game)
-        return self._state(game, pi, score(game, pi), jnp.asarray(0))
+        return self._state(game, pi, score(game, pi, self.regularisation()), jnp.asarray(0))
 
     def _state(self, game, pi, sc, k):
         return dict(pi=pi, k=k, **{n: sc[n] for n in ("mu", "mf", "br", "q_star", "q_pi")})
@@ -129,7 +134,7 @@ class _PolicySolver(AbstractSolver):
 
     def step(self, game, state):
         pi = self._update(game, state)
-        sc = score(game, pi)
+        sc = score(game, pi, self.regularisation())
         return self._state(game, pi, sc, state["k"] + 1), sc["expl"]
 
 
@@ -163,27 +168,52 @@ class FictitiousPlay(_PolicySolver):
 class MirrorDescent(_PolicySolver):
     r"""Online mirror descent: y^{k+1} = y^k + α Q^{π_k}_{m(π_k)}, π_{k+1} = softmax(y^{k+1}).
 
-    Converges to the Nash equilibrium of monotone games (Pérolat et al., 2022).
+    Converges to the Nash equilibrium of monotone games (Pérolat et al., 2022); its residual is the
+    exploitability of π_k.
+
+    With ``temperature=τ``: regularised mirror descent, y^{k+1} = (1 − ατ) y^k + α Q^{π_k}_τ with the
+    soft Q-values of π_k (entropy bonus τ·H included). It converges linearly (rate ≈ 1 − ατ) to the
+    equilibrium of the τ-entropy-regularised game, the same one as `Softmax(τ)`, including small τ
+    where the damped fixed point cycles; its residual is the regularised exploitability, and
+    gradients pass through the softmax response as for `Softmax`. Needs ατ < 1.
     """
 
     learning_rate: float = 1.0
+    temperature: float | None = None
 
     def __check_init__(self):
         _check_positive("learning_rate", self.learning_rate)
+        if self.temperature is not None:
+            _check_positive("temperature", self.temperature)
+            rate = self.learning_rate * self.temperature
+            if isinstance(rate, float) and not rate < 1:
+                raise ValueError(f"learning_rate × temperature must be < 1, got {rate:g}")
+
+    def regularisation(self):
+        return self.temperature
 
     def init(self, game):
         state = super().init(game)
         state["y"] = jnp.zeros_like(state["pi"])
         return state
 
+    def _logits(self, state):
+        decay = 1.0 if self.temperature is None else 1.0 - self.learning_rate * self.temperature
+        return decay * state["y"] + self.learning_rate * state["q_pi"]
+
     def _update(self, game, state):
-        return jax.nn.softmax(state["y"] + self.learning_rate * state["q_pi"], -1)
+        return jax.nn.softmax(self._logits(state), -1)
 
     def step(self, game, state):
-        y = state["y"] + self.learning_rate * state["q_pi"]
+        y = self._logits(state)
         new, res = super().step(game, state)
         new["y"] = y
         return new, res
+
+    def solution_policy(self, game, mf, state):
+        if self.temperature is None:
+            return super().solution_policy(game, mf, state)
+        return self.respond(game, mf)  # the softmax response to the root: differentiable in m* and θ
 
 
 class PriorDescent(_PolicySolver):
