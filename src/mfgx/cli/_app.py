@@ -293,7 +293,7 @@ def solve(
         float | None, typer.Option(help="Damping λ ∈ [0, 1) of fixed-point and softmax.", show_default=False)
     ] = None,
     temperature: Annotated[
-        float | None, typer.Option(help="Temperature τ > 0 of softmax and prior-descent.", show_default=False)
+        float | None, typer.Option(help="Temperature τ > 0 of softmax, prior-descent and (regularised) mirror-descent.", show_default=False)
     ] = None,
     learning_rate: Annotated[
         float | None,
