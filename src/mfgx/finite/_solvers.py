@@ -186,7 +186,7 @@ class MirrorDescent(_PolicySolver):
         if self.temperature is not None:
             _check_positive("temperature", self.temperature)
             rate = self.learning_rate * self.temperature
-            if isinstance(rate, float) and not rate < 1:
+            if isinstance(rate, (int, float)) and not rate < 1:
                 raise ValueError(f"learning_rate × temperature must be < 1, got {rate:g}")
 
     def regularisation(self):
