@@ -5,7 +5,8 @@
 #   make demo        calibrate the SIR MFG on bundled measles data; report in outputs/demo
 #   make test        the test suite (fast tests; ARGS="-k name" passes options to pytest)
 #   make test-slow   the slow tests only
-#   make bench       benchmarks (finite engine, calibration adjoints, neural SDEs, exact Nash)
+#   make bench       benchmarks (finite engine, calibration adjoints, neural SDEs, exact Nash;
+#                    vs the calibration paper's code with PAPER_CODE=DIR, see benchmarks/paper_calibration.py)
 #   make bench-peers mfgx vs mfglib and OpenSpiel side by side (installs .venv-peers)
 #   make clean       remove outputs and caches (distclean: also .venv)
 
@@ -47,6 +48,8 @@ bench: venv
 	$(BIN)/python benchmarks/calibration.py
 	$(BIN)/python benchmarks/neural.py
 	$(BIN)/python benchmarks/exact_nash.py
+	@if [ -n "$(PAPER_CODE)" ]; then bash benchmarks/peers/install_paper.sh; fi
+	$(BIN)/python benchmarks/paper_calibration.py $(if $(PAPER_CODE),--paper-code $(PAPER_CODE),)
 
 bench-peers: venv
 	bash benchmarks/peers/install.sh

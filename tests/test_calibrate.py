@@ -52,7 +52,7 @@ def test_observations_validation():
         cal.Observations(np.ones(3))
     with pytest.raises(DataError, match="not finite .* trajectory 1, time 2, state 0"):
         cal.Observations(np.where(np.arange(24).reshape(2, 4, 3) == 18, np.nan, y), mask=np.ones(3, bool))
-    with pytest.raises(DataError, match="negative mass .* trajectory 0, time 1, state 2"):
+    with pytest.raises(DataError, match="negative mass.* trajectory 0, time 1, state 2"):
         bad = y.copy()
         bad[0, 1] = (0.6, 0.6, -0.2)
         cal.Observations(bad)

@@ -179,3 +179,68 @@ def test_mfc_vector_parameter_gradient():
     for i in range(3):
         e = jnp.zeros(3).at[i].set(h)
         np.testing.assert_allclose(implicit[i], (f(MFC_THETA + e) - f(MFC_THETA - e)) / (2 * h), rtol=1e-5)
+
+
+def paper_picard_map(mu, gamma, mu0, dt, q_bar=2.0, s=5.0, c=0.1, c_T=1.0):
+    """The calibration paper's Picard map Φ(μ) with plain loops, transcribed from its equations
+    (shared/science/finite_state_calibration.md §2.2–2.3, LQ game of §6.1, κ = 0, p = 1): explicit
+    HJB with the control from u_{n+1}, then explicit Euler forward with rates recomputed from u_n."""
+    N, d = mu.shape
+    off = 1 - np.eye(d)
+
+    def rates(u, g):
+        du = u[None, :] - u[:, None]
+        return np.clip(q_bar - du / (2 * g), 0, 100) * off
+
+    u = np.zeros((N, d))
+    u[N - 1] = s * (d - 1 - np.arange(d)) + c_T * mu[N - 1]
+    for n in range(N - 2, -1, -1):
+        a = rates(u[n + 1], gamma[n])
+        f = gamma[n] * ((a - q_bar) ** 2 * off).sum(1) + c * mu[n]
+        H = (a * (u[n + 1][None, :] - u[n + 1][:, None])).sum(1)
+        u[n] = u[n + 1] + dt * (f + H)
+    out = np.zeros((N, d))
+    out[0] = mu0
+    for n in range(N - 1):
+        a = rates(u[n], gamma[n])
+        out[n + 1] = out[n] + dt * (out[n] @ a - out[n] * a.sum(1))
+    return out
+
+
+@pytest.mark.parametrize("d", [3, 5])
+def test_calibration_paper_scheme_reproduces_the_papers_picard_map(d):
+    rng = np.random.default_rng(d)
+    N, T = 12 * d, 2.0  # explicit steps need Δt × out-rate < 1 to keep μ ≥ 0
+    dt = T / (N - 1)
+    mu0 = rng.dirichlet(np.ones(d))
+    gamma = rng.uniform(0.5, 3.0, N)
+    game = mfgx.games.lq_rates(gamma, d=d, mu0=mu0, T=T, n_points=N, scheme="calibration_paper")
+    flow = rng.dirichlet(np.ones(d), size=N)  # any input flow, not an equilibrium
+    got = np.asarray(mfgx.fixed_point_map(game, mfgx.FixedPoint(0.0), jnp.asarray(flow)))
+    np.testing.assert_allclose(got, paper_picard_map(flow, gamma, mu0, dt), rtol=0, atol=1e-12)
+    # the paper's data generator: undamped Picard from μ₀ at every time, stop when max|Δμ| ≤ 1e-5
+    # after at least 3 maps; `solve` with FixedPoint(0) and tol 1e-5 runs the same iterates
+    prev, cur, k = np.tile(mu0, (N, 1)), None, 0
+    cur = paper_picard_map(prev, gamma, mu0, dt)
+    while k < 2 or np.abs(cur - prev).max() > 1e-5:
+        prev, cur, k = cur, paper_picard_map(cur, gamma, mu0, dt), k + 1
+    eq = mfgx.solve(game, mfgx.FixedPoint(0.0), tol=1e-5, max_steps=1000, diagnostics=False)  # the root iterate
+    assert int(eq.steps) >= 3
+    np.testing.assert_allclose(np.asarray(eq.mean_field), cur, rtol=0, atol=1e-12)
+    # and it differs from mfgx's consistent Euler scheme by O(Δt), which the exploitability shows
+    consistent = mfgx.solve(eqx_replace_scheme(game, "euler"), mfgx.FixedPoint(0.0), tol=1e-12, max_steps=1000)
+    paper = mfgx.solve(game, mfgx.FixedPoint(0.0), tol=1e-12, max_steps=1000)
+    gap = np.abs(np.asarray(consistent.flow) - np.asarray(paper.flow)).max()
+    assert 1e-6 < gap < 0.5  # O(Δt) at Δt ≈ 1/(6d), rates ~ q̄ = 2
+    assert float(consistent.exploitability) < 1e-9 < float(paper.exploitability)
+
+
+def eqx_replace_scheme(game, scheme):
+    return mfgx.ControlGame(
+        game.mu0, game.running_cost, game.terminal_cost, game.best_rates, game.horizon, game.dt, game.params, scheme=scheme
+    )
+
+
+def test_calibration_paper_scheme_is_mfg_only():
+    with pytest.raises(mfgx.GameError, match="problem='mfg'"):
+        mfgx.games.lq_rates(d=3, scheme="calibration_paper", problem="mfc")

@@ -4,26 +4,32 @@ The loop: a parameter path γ(t, μ) → θ → `mfgx.solve` → predicted flow 
 observations → gradient through the equilibrium (implicit adjoint) → optimiser update.
 
 - `Observations`: flows y[K, N, S] with masks, validated; `split` by trajectory.
-- Paths: `Constant`, `PiecewiseConstant`, `Neural` (bounded by softplus + floor or a box).
+- Paths: `Constant`, `PiecewiseConstant`, `Neural` (bounded by softplus + floor or a box), and
+  `Known(fn)`, a fixed path γ(t, μ) = fn(t, μ) (a ground truth to evaluate or simulate at).
 - `CalibrationModel(game, path, to_params, solver)`: predictions and the loss.
 - `fit` → `Calibration` (validation-based selection, checkpoints, resume); `evaluate` on test data.
-- `refine` (Gauss–Newton polish) and `laplace` (standard errors and intervals).
+- `refine` (Gauss–Newton polish), `laplace` (standard errors and intervals) and
+  `identifiability` (the Fisher spectrum: which parameters the data cannot determine).
 - `simulate`: synthetic observations at a known path.
 """
 
 from ._errors import CalibrationError
-from ._fit import Calibration, fit
+from ._fit import Calibration, FitFailedWarning, fit
 from ._metrics import evaluate, path_error, paths
 from ._model import CalibrationModel, identity_params, scalar_params
 from ..data import Observations
-from ._paths import AbstractPath, Constant, Neural, PiecewiseConstant
+from ._paths import AbstractPath, Constant, Known, Neural, PiecewiseConstant
 from ._synthetic import simulate
-from ._uncertainty import Uncertainty, laplace, refine
+from ._uncertainty import Identifiability, IdentifiabilityWarning, Uncertainty, identifiability, laplace, refine
 
 __all__ = [
     "AbstractPath",
     "Calibration",
     "CalibrationError",
+    "FitFailedWarning",
+    "Identifiability",
+    "IdentifiabilityWarning",
+    "Known",
     "CalibrationModel",
     "Constant",
     "Neural",
@@ -32,6 +38,7 @@ __all__ = [
     "Uncertainty",
     "evaluate",
     "fit",
+    "identifiability",
     "identity_params",
     "laplace",
     "path_error",

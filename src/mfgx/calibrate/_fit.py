@@ -19,8 +19,10 @@ import optax
 from .. import _checkpoint, _training
 from .._progress import progress_bar
 from ..finite import ConvergenceWarning
-from ._errors import CalibrationError
+from ._errors import CalibrationError, runtime_reason as _reason
 from ._metrics import evaluate
+from ._paths import Constant, PiecewiseConstant
+from ._uncertainty import identifiability
 from ._model import CalibrationModel, check_compatible, covariates_of, trajectory_loss
 from ..data import Observations
 
@@ -37,6 +39,11 @@ class Calibration:
       on evaluation epochs ``train`` and ``val`` metrics (see `evaluate`).
     - `best_epoch`, `selected_on` ("validation" or "last epoch"), `epochs_run`, `stopped_early`,
       `batch_size` (also the chunk size of `evaluate`, which then reuses the compiled solve).
+    - `status`: "ok", or "failed" when an epoch met a failing solve (negative mass, adjoint
+      failure) or a non-finite loss; `reason` says which epoch, batch and why. The models are then
+      those of the last completed epoch (and the best validated one before it).
+    - `identifiability`: for `Constant`/`PiecewiseConstant` paths, the `Identifiability` diagnostic
+      of the selected model on the training data (None for neural paths or ``identify=False``).
     """
 
     model: CalibrationModel
@@ -47,6 +54,9 @@ class Calibration:
     epochs_run: int
     stopped_early: bool
     batch_size: int
+    status: str = "ok"
+    reason: str | None = None
+    identifiability: Any = None
 
     @property
     def path(self):
@@ -68,30 +78,58 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
     return optax.adam(learning_rate)
 
 
-@eqx.filter_jit
-def _train_step(params, static, opt_state, y, mask, z, weight, key, optimizer, window):
+def _batch_step(params, static, opt_state, y, mask, z, weight, starts, guess, optimizer, window):
+    """One optimiser step on one mini-batch: (params, opt_state, loss, n_nonconverged, worst
+    residual, equilibrium flows)."""
+
     def batch_loss(p):
         model = eqx.combine(p, static)
-        keys = jax.random.split(key, y.shape[0])
-        losses, eq = eqx.filter_vmap(lambda yy, mm, kk, zz: trajectory_loss(model, yy, mm, kk, window, zz))(y, mask, keys, z)
-        return jnp.sum(weight * losses) / jnp.sum(weight), (eq.converged, eq.residual)
+        losses, eq = eqx.filter_vmap(
+            lambda yy, mm, ss, zz, gg: trajectory_loss(model, yy, mm, ss, window, zz, gg)
+        )(y, mask, starts, z, guess)
+        return jnp.sum(weight * losses) / jnp.sum(weight), (eq.converged, eq.residual, eq.mean_field)
 
-    (loss, (converged, residual)), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(params)
+    (loss, (converged, residual, flows)), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = eqx.apply_updates(params, updates)
     real = weight > 0
     n_bad = jnp.sum(real & ~converged)
     worst = jnp.max(jnp.where(real, residual, 0.0))
-    return params, opt_state, loss, n_bad, worst
+    return params, opt_state, loss, n_bad, worst, flows
 
 
-def _reason(err: Exception) -> str:
-    """The message of an Equinox runtime error, without the stack traces around it."""
-    for line in str(err).splitlines():
-        if "RuntimeError: " in line:
-            return line.split("RuntimeError: ", 1)[1].strip()
-    lines = [x for x in str(err).splitlines() if x.strip()]
-    return lines[0] if lines else type(err).__name__
+def _initial_flows(model, y, mask):
+    """Each training trajectory's first warm start: its μ₀ at every time (for a state-action mean
+    field, μ₀ times the uniform policy). Any flow serves as a start; this one needs no compile."""
+    mu0 = jax.vmap(model.initial)(y[:, 0], mask[:, 0])
+    N, game = y.shape[1], model.game
+    flow = jnp.broadcast_to(mu0[:, None, :], (mu0.shape[0], N, mu0.shape[1]))
+    if getattr(game, "mean_field", "state") == "state":
+        return flow
+    return jnp.broadcast_to(flow[..., None] / game.n_actions, flow.shape + (game.n_actions,))
+
+
+@eqx.filter_jit
+def _train_epoch(params, static, opt_state, warm, y, mask, z, order, weights, starts, optimizer, window):
+    """A whole epoch in one compiled call: `lax.scan` of `_batch_step` over the mini-batches
+    ``order[b]`` (indices into the training arrays, on device). Each trajectory's solve starts from
+    its last equilibrium ``warm[k]`` (warm start; the fixed point, hence the gradient, is the same),
+    which is updated. Returns (params, opt_state, warm) and per-batch (loss, n_nonconverged, worst
+    residual)."""
+
+    def body(carry, xs):
+        p, o, wm = carry
+        sel, w, st = xs
+        zz = None if z is None else z[sel]
+        p, o, loss, bad, worst, flows = _batch_step(p, static, o, y[sel], mask[sel], zz, w, st, wm[sel], optimizer, window)
+        return (p, o, wm.at[sel].set(flows)), (loss, bad, worst)
+
+    (params, opt_state, warm), out = jax.lax.scan(body, (params, opt_state, warm), (order, weights, starts))
+    return params, opt_state, warm, out
+
+
+class FitFailedWarning(UserWarning):
+    """`fit` stopped at an epoch whose solves failed and returned the model before it."""
 
 
 def fit(
@@ -113,6 +151,8 @@ def fit(
     patience: int | None = None,
     progress: bool = True,
     on_nonconvergence: str = "warn",
+    on_failure: str = "return",
+    identify: bool | None = None,
     callback: Callable[[dict], bool | None] | None = None,
 ) -> Calibration:
     r"""Fit ``model``'s path to the ``train`` trajectories by gradient descent through the equilibrium.
@@ -133,7 +173,17 @@ def fit(
       uninterrupted run (raise ``epochs`` to train further).
     - Equilibrium solves that miss ``tol`` are counted per epoch (``n_nonconverged``) and warned
       about (``on_nonconvergence="warn"``), or raise `CalibrationError` (``"raise"``).
+    - An epoch that meets a failing solve or a non-finite loss is discarded: with
+      ``on_failure="return"`` (default) the fit stops there, warns (`FitFailedWarning`) and returns
+      the last completed epoch's model (``status="failed"`` and the ``reason``); ``"raise"`` raises
+      `CalibrationError`.
+    - ``identify`` (default: on for `Constant`/`PiecewiseConstant` paths): after the fit, the
+      Fisher-spectrum diagnostic (`identifiability`) of the selected model on the training data;
+      non-identified parameters are warned about (`IdentifiabilityWarning`) with the reason.
     - ``callback(record)`` runs after every epoch; returning True stops the fit.
+
+    An epoch runs as one compiled call (a scan over its mini-batches), so the Python loop costs
+    nothing per batch; progress, evaluation and checkpoints are per epoch.
     """
     check_compatible(model, train)
     if val is not None:
@@ -143,6 +193,8 @@ def fit(
             raise CalibrationError(f"{name} must be a positive int, got {v!r}")
     if patience is not None and (val is None or patience < 1):
         raise CalibrationError("patience needs a validation set (val=...) and a positive count")
+    if on_failure not in ("return", "raise"):
+        raise CalibrationError(f"on_failure must be 'return' or 'raise', got {on_failure!r}")
     if on_nonconvergence not in ("warn", "raise"):
         raise CalibrationError(f"on_nonconvergence must be 'warn' or 'raise', got {on_nonconvergence!r}")
     N, K = train.n_times, train.n_trajectories
@@ -159,62 +211,71 @@ def fit(
     opt_state = optimizer.init(params)
     key = jax.random.PRNGKey(seed)
     best_params = params
+    y, mask, z = jnp.asarray(train.values), jnp.asarray(train.mask), covariates_of(train)
+    z = None if z is None else jnp.asarray(z)
+    warm = _initial_flows(model, y, mask)
     state = _training.new_state("epoch")
     settings = {"n_train": K, "n_val": 0 if val is None else len(val), "batch_size": B, "seed": int(seed), "window": win}
     if checkpoint_dir is not None and resume:
-        loaded = _training.resume(checkpoint_dir, (params, opt_state, key, best_params), settings, kind="calibration", error=CalibrationError)
+        loaded = _training.resume(checkpoint_dir, (params, opt_state, key, best_params, warm), settings, kind="calibration", error=CalibrationError)
         if loaded is not None:
-            state, (params, opt_state, key, best_params) = loaded
+            state, (params, opt_state, key, best_params, warm) = loaded
 
     def checkpoint():
         if checkpoint_dir is not None:
-            _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (params, opt_state, key, best_params))
+            _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (params, opt_state, key, best_params, warm))
 
     def metrics(data):
         return evaluate(eqx.combine(params, static), data, batch_size=B)
 
-    y, mask, z = train.values, train.mask, covariates_of(train)
+    status, reason = "ok", None
     with progress_bar(progress, state["epoch"], epochs) as bar:
         for e in _training.remaining(state, "epoch", epochs):
-            ekey = jax.random.fold_in(key, e)
-            perm_key, win_key = jax.random.split(ekey)
-            perm = np.asarray(jax.random.permutation(perm_key, K))
-            order = np.concatenate([perm, perm[: n_batches * B - K]])
-            weights = (np.arange(n_batches * B) < K).astype(float)
-            total, n_bad, worst = 0.0, 0, 0.0
+            # The epoch's shuffle and window starts, drawn on the host from (seed key, epoch).
+            rng = np.random.default_rng([*np.asarray(jax.random.key_data(key)).ravel().tolist(), e])
+            perm = rng.permutation(K)
+            order = np.concatenate([perm, perm[: n_batches * B - K]]).reshape(n_batches, B)
+            weights = (np.arange(n_batches * B) < K).astype(float).reshape(n_batches, B)
+            starts = rng.integers(0, N - (win or N) + 1, size=(n_batches, B))  # uniform over window positions
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)  # counted below, reported once per epoch
-                for b in range(n_batches):
-                    sel = order[b * B : (b + 1) * B]
-                    w = jnp.asarray(weights[b * B : (b + 1) * B])
-                    try:
-                        params, opt_state, loss, bad, wr = _train_step(
-                            params, static, opt_state, y[sel], mask[sel], None if z is None else z[sel], w, jax.random.fold_in(win_key, b), optimizer, win
-                        )
-                        loss = float(loss)
-                    except (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError) as err:
-                        raise CalibrationError(
-                            f"epoch {e + 1}, batch {b + 1}: the equilibrium solve or its adjoint failed: {_reason(err)} "
-                            f"(trajectories {sorted(set(sel.tolist()))})"
-                        ) from err
-                    if not math.isfinite(loss):
-                        raise CalibrationError(f"the training loss is {loss} at epoch {e + 1}, batch {b + 1}")
-                    total += loss * float(w.sum())
-                    n_bad += int(bad)
-                    worst = max(worst, float(wr))
-            record: dict[str, Any] = {"epoch": e + 1, "train_loss": total / K, "n_nonconverged": n_bad, "max_residual": worst}
+                try:
+                    new_params, new_opt, new_warm, (losses, bad, worst) = _train_epoch(
+                        params, static, opt_state, warm, y, mask, z, jnp.asarray(order), jnp.asarray(weights, y.dtype),
+                        jnp.asarray(starts), optimizer, win,
+                    )
+                    losses, bad, worst = np.asarray(losses), np.asarray(bad), np.asarray(worst)
+                except (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError) as err:
+                    status, reason = "failed", f"epoch {e + 1}: the equilibrium solve or its adjoint failed: {_reason(err)}"
+                    break
+            if not np.all(np.isfinite(losses)):
+                b = int(np.flatnonzero(~np.isfinite(losses))[0])
+                status, reason = "failed", f"epoch {e + 1}, batch {b + 1}: the training loss is {losses[b]} (trajectories {sorted(set(order[b].tolist()))})"
+                break
+            last_good = (params, opt_state, warm)
+            params, opt_state, warm = new_params, new_opt, new_warm
+            n_bad = int(bad.sum())
+            record: dict[str, Any] = {
+                "epoch": e + 1, "train_loss": float((losses * weights.sum(1)).sum() / K), "n_nonconverged": n_bad,
+                "max_residual": float(worst.max()),
+            }
             if n_bad:
                 message = (
-                    f"epoch {e + 1}: {n_bad} of {K} equilibrium solves did not converge (worst residual {worst:.3g} > "
+                    f"epoch {e + 1}: {n_bad} of {K} equilibrium solves did not converge (worst residual {worst.max():.3g} > "
                     f"tol {float(model.tol):g}); their gradients are inexact. Raise max_steps, add damping or change the solver."
                 )
                 if on_nonconvergence == "raise":
                     raise CalibrationError(message)
                 warnings.warn(message, ConvergenceWarning, stacklevel=2)
-            improved, stopped, save = _training.end_unit(
-                state, record, counter="epoch", total=epochs, eval_every=eval_every, checkpoint_every=checkpoint_every,
-                evaluate=metrics, train=train, val=val, eval_train=eval_train, patience=patience, callback=callback,
-            )
+            try:
+                improved, stopped, save = _training.end_unit(
+                    state, record, counter="epoch", total=epochs, eval_every=eval_every, checkpoint_every=checkpoint_every,
+                    evaluate=metrics, train=train, val=val, eval_train=eval_train, patience=patience, callback=callback,
+                )
+            except CalibrationError as err:  # evaluation after the epoch met a failing solve
+                params, opt_state, warm = last_good
+                status, reason = "failed", f"epoch {e + 1} (evaluation): {err}"
+                break
             if improved:
                 best_params = params
             if save:
@@ -223,7 +284,18 @@ def fit(
             if stopped:
                 break
 
+    if status == "failed":
+        if on_failure == "raise":
+            raise CalibrationError(reason + " (fit(..., on_failure='return') returns the best model so far instead)")
+        warnings.warn(f"fit stopped: {reason}; returning the model of the last completed epoch ({state['epoch']})", FitFailedWarning, stacklevel=2)
     final = eqx.combine(params, static)
     selected, on = _training.select(state, "epoch", final, eqx.combine(best_params, static), val is not None)
     stopped = bool(state.get("stopped", False))
-    return Calibration(selected, final, list(state["history"]), state["best_epoch"], on, state["epoch"], stopped, B)
+    ident = None
+    if identify is None:
+        identify = isinstance(model.path, (Constant, PiecewiseConstant))
+    if identify:
+        ident = identifiability(selected, train)
+        if progress:
+            print(ident.summary())
+    return Calibration(selected, final, list(state["history"]), state["best_epoch"], on, state["epoch"], stopped, B, status, reason, ident)

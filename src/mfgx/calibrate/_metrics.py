@@ -5,11 +5,12 @@ from __future__ import annotations
 import warnings
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..finite import ConvergenceWarning
-from ._errors import CalibrationError
+from ._errors import CalibrationError, runtime_reason
 from ._model import CalibrationModel, _predict, check_compatible, covariates_of
 
 
@@ -31,7 +32,13 @@ def predict_batched(model: CalibrationModel, values, mask, batch_size: int, cova
         warnings.simplefilter("ignore", ConvergenceWarning)  # counted and reported by the caller
         for start in range(0, idx.size, B):
             sel = idx[start : start + B]
-            f, c, r = _predict(model, values[sel], mask[sel], None if covariates is None else covariates[sel])
+            try:
+                f, c, r = _predict(model, values[sel], mask[sel], None if covariates is None else covariates[sel])
+            except (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError) as err:
+                rows = sorted(set((sel % K).tolist()))
+                raise CalibrationError(
+                    f"the equilibrium solve failed for trajectories {rows}: {runtime_reason(err)}"
+                ) from None
             flows.append(np.asarray(f))
             conv.append(np.asarray(c))
             res.append(np.asarray(r))

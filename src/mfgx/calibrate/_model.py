@@ -26,7 +26,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ..finite import (
-    AbstractAdjoint, AbstractSolver, ControlGame, FiniteGame, FixedPoint, ImplicitAdjoint, RateKernel, solve,
+    AbstractAdjoint, AbstractSolver, ControlGame, FiniteGame, FixedPoint, ImplicitAdjoint, Neumann, RateKernel, solve,
 )
 from ._errors import CalibrationError
 from ._iterate import on_iterate
@@ -74,7 +74,12 @@ class CalibrationModel(eqx.Module):
       Default: ``γ[:, 0]`` for a one-component path, else γ itself. Define it once (a module-level
       function): jit caches on its identity.
     - `solver`: `mfgx.FixedPoint(0.0)` (default) or `mfgx.Softmax(τ)`; `tol`, `max_steps`, `adjoint`
-      are passed to `mfgx.solve` (default adjoint: `mfgx.ImplicitAdjoint()`, matrix-free GMRES).
+      are passed to `mfgx.solve`. Default adjoint: `mfgx.ImplicitAdjoint(mfgx.Neumann(damping=λ,
+      max_steps=max_steps, fallback=False))`, the damped Neumann series with the solver's damping
+      λ: where damped Picard converged the damped map is contractive and the series converges at
+      the same rate; where it fails, the fit reports it (pass ``adjoint=mfgx.ImplicitAdjoint()`` for
+      GMRES, or ``Neumann(fallback=True)``; the Krylov fallback costs ~2 s more compile). Solves skip
+      value and exploitability (``diagnostics=False``): only flows enter the loss.
     - `evaluate_on`: "observed" (γ from the observed flow, outside the fixed point) or "iterate".
     - `times`: the path's time input t_n (default: the game's physical grid n·Δt).
     """
@@ -125,8 +130,9 @@ class CalibrationModel(eqx.Module):
         logits = np.zeros(S) if mu0_logits is None else np.asarray(mu0_logits, dtype=float)
         if logits.shape != (S,):
             raise CalibrationError(f"mu0_logits must have shape ({S},), got {logits.shape}")
-        if adjoint is None:
-            adjoint = ImplicitAdjoint()  # matrix-free GMRES (experiments/repro_vmap_lu_adjoint.py: not LU/QR)
+        if adjoint is None:  # matrix-free, never LU/QR (experiments/repro_vmap_lu_adjoint.py)
+            damping = float(getattr(solver, "damping", 0.0))
+            adjoint = ImplicitAdjoint(Neumann(damping=damping, max_steps=int(max_steps), fallback=False))
         self.game, self.path, self.to_params, self.solver, self.adjoint = game, path, to_params, solver, adjoint
         self.times, self.mu0_logits = jnp.asarray(times), jnp.asarray(logits)
         self.tol, self.max_steps, self.evaluate_on = jnp.asarray(float(tol)), int(max_steps), evaluate_on
@@ -179,9 +185,13 @@ class CalibrationModel(eqx.Module):
             return on_iterate(game, self.path, self.to_params, self.times)
         return game.with_params(self.to_params(self.path_on(y, mask, z)))
 
-    def solve_one(self, y, mask, z=None):
-        """The equilibrium predicted for one trajectory (covariates z[N, C] or None)."""
-        return solve(self.game_for(y, mask, z), self.solver, tol=self.tol, max_steps=self.max_steps, adjoint=self.adjoint)
+    def solve_one(self, y, mask, z=None, guess=None):
+        """The equilibrium predicted for one trajectory (covariates z[N, C] or None), from the
+        warm-start flow ``guess`` if given (no effect on the solution beyond ``tol``)."""
+        return solve(
+            self.game_for(y, mask, z), self.solver, tol=self.tol, max_steps=self.max_steps, adjoint=self.adjoint,
+            diagnostics=False, guess=guess,
+        )
 
     def predict(self, observations) -> Float[Array, "K N S"]:
         """Predicted flows μ̂[K, N, S] for every trajectory of ``observations``."""
@@ -200,13 +210,12 @@ def _predict(model: CalibrationModel, y, mask, z=None):
     return eq.flow, eq.converged, eq.residual
 
 
-def trajectory_loss(model: CalibrationModel, y, mask, key=None, window: int | None = None, z=None):
-    """(masked mean square over the horizon or a random window of ``window`` points, equilibrium)."""
-    eq = model.solve_one(y, mask, z)
+def trajectory_loss(model: CalibrationModel, y, mask, start=None, window: int | None = None, z=None, guess=None):
+    """(masked mean square over the horizon or over the ``window`` points from ``start``, equilibrium)."""
+    eq = model.solve_one(y, mask, z, guess)
     w = mask.astype(eq.flow.dtype)
     if window is not None:
         N = y.shape[0]
-        start = jax.random.randint(key, (), 0, N - window + 1)
         n = jnp.arange(N)
         w = w * ((n >= start) & (n < start + window))[:, None]
     loss = jnp.sum(w * (eq.flow - y) ** 2) / jnp.maximum(jnp.sum(w), 1.0)

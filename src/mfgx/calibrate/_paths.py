@@ -228,3 +228,33 @@ class Neural(AbstractPath):
         m, z = mu[: self.n_states], mu[self.n_states :]
         x = {"t,mu": lambda: jnp.concatenate([t, m]), "t": lambda: t, "mu": lambda: m}[self.inputs]()
         return self.mlp(jnp.concatenate([x, z]))
+
+
+class Known(AbstractPath):
+    """A fixed, known path γ(t, μ) = ``fn(t, μ)`` (a callable returning a scalar or [p]): nothing is
+    trained. Use it to evaluate a model at a ground truth (``evaluate``, ``predict``, the loss at
+    the truth as a check that the game's discretisation matches the data's) or to `simulate`.
+    ``fn`` is called under jit and vmap; define it once (jit caches on its identity)."""
+
+    fn: Callable = eqx.field(static=True)
+    p: int = eqx.field(static=True)
+
+    def __init__(self, fn: Callable, size: int | None = None, *, n_states: int | None = None):
+        if not callable(fn):
+            raise CalibrationError(f"Known needs a callable (t, μ) -> γ, got {type(fn).__name__}")
+        if size is None:
+            if n_states is None:
+                raise CalibrationError("Known(fn) needs size=p or n_states=S (to probe fn once)")
+            size = int(np.size(jax.eval_shape(lambda: jnp.asarray(fn(0.0, jnp.ones(n_states) / n_states)))))
+        self.fn, self.p = fn, int(size)
+        self.floor, self.upper = 0.0, None
+
+    def raw(self, t, mu):
+        return jnp.reshape(jnp.asarray(self.fn(t, mu), dtype=jnp.result_type(float)), (self.p,))
+
+    def transform(self, z):
+        return z  # the values are the parameters themselves: no bounds
+
+    @property
+    def size(self) -> int:
+        return self.p

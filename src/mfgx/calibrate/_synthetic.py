@@ -22,7 +22,7 @@ from ._errors import CalibrationError
 from ._iterate import on_iterate
 from ._model import game_times, identity_params, scalar_params
 from ..data import Observations
-from ._paths import AbstractPath
+from ._paths import AbstractPath, Known
 
 
 @eqx.filter_jit
@@ -60,6 +60,8 @@ def simulate(
     if not noise >= 0:
         raise CalibrationError(f"noise must be non-negative, got {noise}")
     times = jnp.asarray(game_times(game))
+    if not isinstance(path, AbstractPath):
+        path = Known(path, n_states=game.n_states)
     if to_params is None:
         size = np.size(path(times[0], jnp.asarray(mu0[0])))
         to_params = scalar_params if size == 1 else identity_params

@@ -16,6 +16,7 @@ does not assume equal noise across entries. μ₀ logits are held fixed (conditi
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import equinox as eqx
 import jax
@@ -157,3 +158,69 @@ def refine(obj, observations, *, steps: int = 20, rtol: float = 1e-10) -> Calibr
             if lam > 1e12:
                 break
     return _with_q(model, jnp.asarray(qn))
+
+
+class IdentifiabilityWarning(UserWarning):
+    """Some fitted parameters are not determined by the observations (a flat direction of the loss)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Identifiability:
+    r"""The Gauss–Newton (Fisher) spectrum of a finite-dimensional path at a fit.
+
+    With relative sensitivities J̃ = ∂r/∂ log q (residuals r = M ⊙ (μ̂ − y), so the spectrum does not
+    depend on the parameters' units), the eigenvalues λ₁ ≥ … ≥ λ_P of J̃ᵀJ̃ say how much the flows move
+    along each direction of log-parameters. A direction with λ_i < ``threshold``·λ₁ is flat: the
+    data cannot tell the parameters loading on it (|v_ij| ≥ 0.3) apart, or cannot see them at all.
+
+    - `eigenvalues` [P] (descending), `eigenvectors` [P, P] (columns), `condition` = λ₁/λ_P;
+    - `weak`: indices of the parameters loading on flat directions; `reason`: why, in words;
+    - `identified`: no flat direction.
+    """
+
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+    condition: float
+    weak: tuple[int, ...]
+    threshold: float
+    reason: str
+
+    @property
+    def identified(self) -> bool:
+        return not self.weak
+
+    def summary(self) -> str:
+        head = f"identifiability: condition number {self.condition:.3g} over {len(self.eigenvalues)} parameters"
+        return head + ("; all identified" if self.identified else f"; NOT identified: {self.reason}")
+
+
+def identifiability(obj, observations, *, threshold: float = 1e-8, max_trajectories: int = 32) -> Identifiability:
+    """The identifiability diagnostic of a `Constant`/`PiecewiseConstant` path at a fit (see
+    `Identifiability`), on the first ``max_trajectories`` trajectories of ``observations``. Warns
+    (`IdentifiabilityWarning`) when some parameters are not identified."""
+    model, q, y, mask = _setup(obj, observations)
+    y, mask = y[:max_trajectories], mask[:max_trajectories]
+    _, J = map(np.asarray, _jacobian(model, q, y, mask))
+    P = q.size
+    Jr = J.reshape(-1, P) * np.abs(np.asarray(q))[None, :]  # ∂r/∂ log q
+    lam, vec = np.linalg.eigh(Jr.T @ Jr)
+    lam, vec = np.clip(lam[::-1], 0.0, None), vec[:, ::-1]
+    top = lam[0] if lam[0] > 0 else 1.0
+    flat = np.flatnonzero(lam < threshold * top)
+    weak = sorted({int(i) for j in flat for i in np.flatnonzero(np.abs(vec[:, j]) >= 0.3)})
+    cond = float(lam[0] / lam[-1]) if lam[-1] > 0 else float("inf")
+    if weak:
+        parts = [
+            f"direction {j + 1} (eigenvalue {lam[j] / top:.2g} × the largest) loads on parameters "
+            + ", ".join(f"{i} ({vec[i, j]:+.2f})" for i in np.flatnonzero(np.abs(vec[:, j]) >= 0.3))
+            for j in flat
+        ]
+        reason = (
+            "; ".join(parts)
+            + ": the flows barely change along it, so these parameters (or their combination) are not determined "
+            "by the observations; fix some of them, observe more states or trajectories, or add a prior"
+        )
+        warnings.warn(f"parameters {weak} are not identified: {reason}", IdentifiabilityWarning, stacklevel=2)
+    else:
+        reason = ""
+    return Identifiability(lam, vec, cond, tuple(weak), float(threshold), reason)

@@ -23,12 +23,13 @@ from ._flights import nyc_flights
 from ._fluview import fluview_seasons, read_fluview
 from ._measles import MeaslesData, measles_waves, reporting_rates, school_term, uk_measles
 from ._mmwr import mmwr_week_start, mmwr_weeks_in_year
-from ._observations import Observations
+from ._observations import Observations, SparseDataWarning
 
 __all__ = [
     "DataError",
     "MeaslesData",
     "Observations",
+    "SparseDataWarning",
     "citibike_occupancy",
     "fluview_seasons",
     "measles_waves",

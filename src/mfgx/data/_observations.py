@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import json
 import pathlib
 import zipfile
@@ -92,8 +94,11 @@ class Observations(eqx.Module):
             raise DataError(f"observed value is not finite ({y[k, n, s]}) at trajectory {k}, time {n}, state {s}")
         y = np.where(m, y, 0.0)
         if np.any(y < 0):
-            k, n, s = _first(y < 0)
-            raise DataError(f"negative mass {y[k, n, s]:.3g} at trajectory {k}, time {n}, state {s}")
+            k, n, s = np.unravel_index(int(np.argmin(y)), y.shape)
+            raise DataError(
+                f"negative mass: {int((y < 0).sum())} entries < 0, the most negative {y[k, n, s]:.3g} at trajectory {k}, "
+                f"time {n}, state {s}"
+            )
         rows = y.sum(-1)
         full = m.all(-1)
         bad = full & (np.abs(rows - 1) > SUM_TOL)
@@ -132,6 +137,7 @@ class Observations(eqx.Module):
                     f"got {type(per).__name__}" + (f" of length {len(per)}" if isinstance(per, Sequence) else "")
                 )
             metadata["trajectories"] = list(per)
+        _warn_if_sparse(m)
         self.values, self.mask = jnp.asarray(y), jnp.asarray(m)
         self.times, self.labels, self.noise = times, labels, noise
         self.covariates, self.covariate_labels = covariates, covariate_labels
@@ -273,6 +279,34 @@ class Observations(eqx.Module):
         observed = float(np.asarray(self.mask).mean())
         cov = "" if self.covariates is None else f", C={self.covariates.shape[-1]}"
         return f"Observations(K={K}, N={N}, S={S}{cov}, observed={observed:.0%}, noise={self.noise})"
+
+
+class SparseDataWarning(UserWarning):
+    """Most entries of the observations are missing, or some trajectories carry almost nothing."""
+
+
+SPARSE_FRACTION = 0.5  # warn when fewer than this share of the entries is observed
+
+
+def _warn_if_sparse(m) -> None:
+    """Warn when observations are mostly missing: fewer than half the entries of the states that are
+    observed at all (compartments never observed, such as S and R of prevalence data, are a design,
+    not missing data), or whole trajectories observed at fewer than 2 times."""
+    frac = float(m[..., m.any((0, 1))].mean())
+    per_time = m.any(-1).sum(-1)  # [K]: times with at least one observed state
+    thin = np.flatnonzero(per_time < 2)
+    parts = []
+    if frac < SPARSE_FRACTION:
+        parts.append(f"only {frac:.1%} of the entries of the observed states are present")
+    if thin.size:
+        parts.append(f"{thin.size} trajectories are observed at fewer than 2 times (e.g. {thin[:5].tolist()})")
+    if parts:
+        warnings.warn(
+            "sparse observations: " + "; ".join(parts) + ". Fits to them are weakly determined; check the mask, "
+            "or drop those trajectories.",
+            SparseDataWarning,
+            stacklevel=3,
+        )
 
 
 def _check_covariates(covariates, covariate_labels, K, N):

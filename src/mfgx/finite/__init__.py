@@ -4,6 +4,7 @@ from ._adjoint import AbstractAdjoint, ImplicitAdjoint, UnrolledAdjoint
 from ._control import ControlGame, individual_value, social_cost
 from ._dynamics import best_response, evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame, rate_game
+from ._neumann import Neumann
 from ._kernels import AbstractKernel, DenseKernel, NeighbourKernel, RateKernel
 from ._solve import (
     ConvergenceWarning,
@@ -30,6 +31,7 @@ __all__ = [
     "AbstractAdjoint",
     "ImplicitAdjoint",
     "UnrolledAdjoint",
+    "Neumann",
     "fixed_point_map",
     "AbstractKernel",
     "AbstractSolver",

@@ -34,6 +34,19 @@ class ControlGame(eqx.Module):
     the last in closed form by ``best_rates``. μ stays on the simplex only if Δt Σ_y a_xy ≤ 1;
     a flow that loses positivity raises an error naming that condition.
 
+    ``scheme="calibration_paper"``: the discretisation of the calibration paper's reference code
+    (Thöni et al. 2026, KachmanLab/MFGParameterCalibration), for reproducing its data and results.
+    The HJB is the Euler one above, but the forward step n pushes μ_n with rates recomputed from
+    u_n instead of the a_n (from u_{n+1}) that defined u:
+
+        μ_{n+1} = μ_n (I + Δt Q(c_n)),   c_n = best_rates(t_n, μ_n, θ, u_n),   u_N = g(μ_N).
+
+    So the flow is not that of the policy defining u; the discrete game is then ill-defined and
+    the exploitability mfgx reports for it measures this O(Δt) mismatch, not a Nash gap. The
+    returned control is c. (The paper evaluates μ_n in c_n on the forward iterate, mfgx on the
+    flow the backward pass saw; the two agree at the fixed point, and exactly for rates that do not
+    depend on μ, such as `lq_rates`.) MFG only.
+
     ``scheme="implicit"``: P_n = (I − ΔtQ(a_n))⁻¹, stochastic and ≥ 0 for every Δt (I − ΔtQ is an
     M-matrix), and the implicit HJB
 
@@ -72,7 +85,7 @@ class ControlGame(eqx.Module):
     - `best_rates`: ``(t, μ, θ, u[S]) -> a*[S, S]`` (diagonal ignored), the minimiser of
       f(t, x, a, μ) + Σ_y a_xy (u(y) − u(x)) for every x.
     - `n_steps`, `dt`: N and Δt. `params`: θ.
-    - `scheme`: "euler" or "implicit". `problem`: "mfg" (Nash) or "mfc" (social optimum).
+    - `scheme`: "euler", "implicit" or "calibration_paper". `problem`: "mfg" (Nash) or "mfc" (social optimum).
     """
 
     mu0: Float[Array, " S"]
@@ -91,7 +104,7 @@ class ControlGame(eqx.Module):
 
     def __init__(
         self, mu0, running_cost, terminal_cost, best_rates, n_steps: int, dt: float, params: PyTree = None,
-        *, scheme: Literal["euler", "implicit"] = "euler", problem: Literal["mfg", "mfc"] = "mfg",
+        *, scheme: Literal["euler", "implicit", "calibration_paper"] = "euler", problem: Literal["mfg", "mfc"] = "mfg",
     ):
         self.mu0 = jnp.asarray(mu0, dtype=float)
         self.running_cost, self.terminal_cost, self.best_rates = running_cost, terminal_cost, best_rates
@@ -99,9 +112,11 @@ class ControlGame(eqx.Module):
             raise GameError(f"n_steps must be a positive int, got {n_steps!r}")
         if not dt > 0:
             raise GameError(f"dt must be positive, got {dt!r}")
-        if scheme not in ("euler", "implicit"):
+        if scheme not in SCHEMES:
             hint = " ('expm' exists for finite-action rate games only, see ControlGame)" if scheme == "expm" else ""
-            raise GameError(f"unknown scheme {scheme!r}: use 'euler' or 'implicit'{hint}")
+            raise GameError(f"unknown scheme {scheme!r}: use 'euler', 'implicit' or 'calibration_paper'{hint}")
+        if scheme == "calibration_paper" and problem != "mfg":
+            raise GameError("scheme='calibration_paper' reproduces the paper's Nash (MFG) solver only: use problem='mfg'")
         if problem not in ("mfg", "mfc"):
             raise GameError(f"problem must be 'mfg' (Nash equilibrium) or 'mfc' (social optimum), got {problem!r}")
         self.horizon, self.dt, self.params = int(n_steps), float(dt), params
@@ -125,6 +140,8 @@ class ControlGame(eqx.Module):
     def mean_field_of(self, mu, control):
         return mu
 
+
+SCHEMES = ("euler", "implicit", "calibration_paper")
 
 # Policy iteration of the implicit HJB step: stop when max|Δu| ≤ HOWARD_RTOL (1 + max|u|).
 HOWARD_RTOL = 1e-12
@@ -159,25 +176,25 @@ def _solve_jvp(primals, tangents):
 
 
 def _apply(game: ControlGame, a, v):
-    """P_n v: v + ΔtQv (Euler) or (I − ΔtQ)⁻¹ v (implicit)."""
+    """P_n v: v + ΔtQv (Euler) or (I − ΔtQ)⁻¹ v (implicit); ``a`` has a zero diagonal."""
+    if game.scheme != "implicit":  # Qv = a v − (Σ_y a_xy) v, without forming Q
+        return v + game.dt * (a @ v - a.sum(-1) * v)
     Q = _generator(a)
-    if game.scheme == "euler":
-        return v + game.dt * (Q @ v)
     return _solve(jnp.eye(Q.shape[0], dtype=Q.dtype) - game.dt * Q, v)
 
 
 def _push(game: ControlGame, a, mu):
-    """μ P_n: μ + Δt μQ (Euler) or μ (I − ΔtQ)⁻¹ (implicit)."""
+    """μ P_n: μ + Δt μQ (Euler) or μ (I − ΔtQ)⁻¹ (implicit); ``a`` has a zero diagonal."""
+    if game.scheme != "implicit":
+        return mu + game.dt * (mu @ a - mu * a.sum(-1))
     Q = _generator(a)
-    if game.scheme == "euler":
-        return mu + game.dt * (mu @ Q)
     return _solve((jnp.eye(Q.shape[0], dtype=Q.dtype) - game.dt * Q).T, mu)
 
 
 def _evaluate_step(game: ControlGame, t, m, a, u_next):
     """u_n for a held control: Δt f + P u_{n+1} (Euler) or P (Δt f + u_{n+1}) (implicit)."""
     f = game.running_cost(t, m, game.params, a)
-    if game.scheme == "euler":
+    if game.scheme != "implicit":
         return game.dt * f + _apply(game, a, u_next)
     return _apply(game, a, game.dt * f + u_next)
 
@@ -218,14 +235,14 @@ def _backward(game: ControlGame, mu, control=None, social: bool | None = None):
     if social:
         u_end = u_end + _mf_derivative(lambda mm: game.terminal_cost(mm, p), mu[T], mu[T])
     ts = jnp.arange(T) * dt
-    payers = mu[:-1] if game.scheme == "euler" else mu[1:]
-    xs = (ts, mu[:-1], payers, None if control is None else control[:-1])
+    payers = mu[1:] if game.scheme == "implicit" else mu[:-1]
+    xs = (ts, mu[:-1], payers, None if control is None else _off_diagonal(control[:-1]))
 
     def step(u_next, x):
         t, m, w, a = x
         change = jnp.zeros((), m.dtype)
         if a is None:
-            if game.scheme == "euler":
+            if game.scheme != "implicit":
                 a = _off_diagonal(game.best_rates(t, m, p, u_next))
             else:
                 u_star, change = _howard(game, t, m, u_next)
@@ -245,6 +262,8 @@ def _backward(game: ControlGame, mu, control=None, social: bool | None = None):
         )
     u = jnp.concatenate([u, u_end[None]])
     a = jnp.concatenate([a, jnp.zeros_like(a[:1])])
+    if control is None and game.scheme == "calibration_paper":  # forward rates recomputed from u_n
+        a = jax.vmap(lambda t, m, v: _off_diagonal(game.best_rates(t, m, p, v)))(jnp.arange(T + 1) * dt, mu, u)
     return u, a
 
 
@@ -273,9 +292,9 @@ def _(game: ControlGame, control) -> Float[Array, "T1 S"]:
         nxt = _push(game, a, mu)
         return nxt, nxt
 
-    _, rest = lax.scan(step, game.mu0, control[:-1])
+    _, rest = lax.scan(step, game.mu0, _off_diagonal(control[:-1]))
     mu = jnp.concatenate([game.mu0[None], rest])
-    if game.scheme == "euler":
+    if game.scheme != "implicit":
         message = (
             "negative mass in the explicit Euler flow: Δt × total out-rate exceeded 1; use more time points "
             "or scheme='implicit'"

@@ -8,13 +8,12 @@ import warnings
 import equinox as eqx
 import equinox.internal as eqxi
 import jax
-import optimistix as optx
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
-from ._adjoint import AbstractAdjoint, ImplicitAdjoint
+from ._adjoint import AbstractAdjoint, ImplicitAdjoint, implicit_jvp
 from ._dynamics import evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame
 from ._control import ControlGame
@@ -68,8 +67,9 @@ def _warn_if_not_converged(converged, steps, residual, name):
         )
 
 
-def _iterate(game, solver, tol, max_steps, loop_kind):
-    """Run ``solver.step`` until residual ≤ tol or max_steps; returns (steps, state, residual)."""
+def _iterate(game, solver, tol, max_steps, loop_kind, guess=None):
+    """Run ``solver.step`` until residual ≤ tol or max_steps; returns (steps, state, residual).
+    ``guess``: an initial mean-field flow for flow fixed-point solvers (warm start)."""
 
     def cond(carry):
         k, _, res = carry
@@ -80,7 +80,8 @@ def _iterate(game, solver, tol, max_steps, loop_kind):
         state, res = solver.step(game, state)
         return k + 1, state, res
 
-    init = (jnp.asarray(0), solver.init(game), jnp.asarray(jnp.inf, game.mu0.dtype))
+    start = solver.init(game) if guess is None else lax.stop_gradient(guess)
+    init = (jnp.asarray(0), start, jnp.asarray(jnp.inf, game.mu0.dtype))
     if loop_kind == "lax":
         return lax.while_loop(cond, body, init)
     # "bounded" (nested scans) rather than "checkpointed": with jax 0.10.2 the checkpointed loop's
@@ -89,8 +90,8 @@ def _iterate(game, solver, tol, max_steps, loop_kind):
 
 
 def _primal(inputs):
-    game, solver, tol, max_steps = inputs
-    steps, state, residual = _iterate(game, solver, tol, max_steps, "lax")
+    game, solver, tol, max_steps, guess = inputs
+    steps, state, residual = _iterate(game, solver, tol, max_steps, "lax", guess)
     return solver.mean_field(game, state), (steps, residual, state)
 
 
@@ -116,18 +117,21 @@ def _rewrite(root, _, inputs):
 
 
 @eqx.filter_jit
-def _solve(game: FiniteGame, solver: AbstractSolver, tol, max_steps: int, throw: bool, adjoint):
+def _solve(game: FiniteGame, solver: AbstractSolver, tol, max_steps: int, throw: bool, adjoint, diagnostics: bool = True, guess=None):
     if isinstance(adjoint, ImplicitAdjoint):
-        inputs = (game, solver, tol, max_steps)
+        inputs = (game, solver, tol, max_steps, None if guess is None else lax.stop_gradient(guess))
         size = game.mean_field_of(jnp.zeros((game.horizon + 1, game.n_states)), uniform_policy(game)).size
-        mf, (steps, residual, state) = optx.internal.implicit_jvp(
-            _primal, _rewrite, inputs, frozenset(), adjoint.solver_for(size)
+        mf, (steps, residual, state) = implicit_jvp(
+            _primal, _rewrite, inputs, adjoint.solver_for(size, game.mu0.dtype)
         )
         policy = solver.solution_policy(game, mf, state)
     else:
-        steps, state, residual = _iterate(game, solver, tol, max_steps, "unrolled")
-        policy = solver.policy(game, state)
-    eq = _finalise(game, solver, policy, steps, residual, tol)
+        steps, state, residual = _iterate(game, solver, tol, max_steps, "unrolled", guess)
+        mf, policy = solver.mean_field(game, state), solver.policy(game, state)
+    if diagnostics:
+        eq = _finalise(game, solver, policy, steps, residual, tol)
+    else:
+        eq = _flow_only(game, mf, policy, steps, residual, tol)
     if throw:
         flow = eqx.error_if(eq.flow, ~eq.converged, f"{type(solver).__name__} did not converge (residual > tol)")
         eq = eqx.tree_at(lambda e: e.flow, eq, flow)
@@ -142,6 +146,15 @@ def _finalise(game, solver, policy, steps, residual, tol) -> Equilibrium:
     tau = solver.regularisation()
     reg_expl = expl if tau is None else exploitability(game, lax.stop_gradient(policy), tau)
     return Equilibrium(mu, mf, policy, value, expl, reg_expl, jnp.asarray(steps), residual, residual <= tol)
+
+
+def _flow_only(game, mf, policy, steps, residual, tol) -> Equilibrium:
+    """The solution without value or exploitability (NaN): for inner loops that use the flow only.
+    With a state mean field the flow is the root m* itself (no further propagation)."""
+    mu = mf if game.mean_field == "state" else propagate(game, policy)
+    nan = jnp.full((), jnp.nan, mu.dtype)
+    value = jnp.full(mu.shape, jnp.nan, mu.dtype)
+    return Equilibrium(mu, mf, policy, value, nan, nan, jnp.asarray(steps), residual, residual <= tol)
 
 
 @eqx.filter_jit
@@ -160,6 +173,8 @@ def solve(
     max_steps: int = 1000,
     throw: bool = False,
     adjoint: AbstractAdjoint = ImplicitAdjoint(),
+    diagnostics: bool = True,
+    guess=None,
 ) -> Equilibrium:
     """Solve a mean-field game.
 
@@ -172,6 +187,18 @@ def solve(
     equilibrium (``adjoint=ImplicitAdjoint()``, the default) or through the iterations
     (``adjoint=UnrolledAdjoint()``). See `ImplicitAdjoint` for what exact best
     responses contribute.
+
+    ``diagnostics=False`` skips what inner loops (calibration, sweeps of flows) do not use: the
+    value, exploitability and regularised exploitability are NaN, and for a state mean field the
+    flow is the solver's root m* itself (within ``tol`` of the flow of its policy), and under a
+    caller's jit/vmap no `ConvergenceWarning` is issued (its host callback would stall the compiled
+    loop): read ``Equilibrium.converged``. This removes about three best-response/evaluation passes
+    per solve.
+
+    ``guess``: a mean-field flow m[T+1, S] to start from instead of the flow of the uniform policy
+    (warm start, e.g. the previous solution in a loop over nearby parameters); flow fixed-point
+    solvers (`FixedPoint`, `Softmax`) only. It changes where the iteration starts, not its fixed
+    point, and carries no gradient.
     """
     if not isinstance(game, (FiniteGame, ControlGame)):
         raise TypeError(f"solve expects a FiniteGame or ControlGame, got {type(game).__name__}")
@@ -188,10 +215,19 @@ def solve(
         raise ValueError(f"tol must be non-negative, got {tol!r}")
     if not isinstance(adjoint, AbstractAdjoint):
         raise TypeError(f"adjoint must be ImplicitAdjoint() or UnrolledAdjoint(), got {adjoint!r}")
-    eq = _solve(game, solver, jnp.asarray(tol, game.mu0.dtype), max_steps, throw, adjoint)
+    if guess is not None:
+        if not isinstance(solver, (FixedPoint, Softmax)):
+            raise TypeError(f"guess (a warm-start flow) is for FixedPoint and Softmax, not {type(solver).__name__}")
+        want = jax.eval_shape(lambda: solver.init(game))
+        if jnp.shape(guess) != want.shape:
+            raise ValueError(f"guess must be a mean-field flow of shape {want.shape}, got {jnp.shape(guess)}")
+        guess = jnp.asarray(guess, want.dtype)
+    eq = _solve(game, solver, jnp.asarray(tol, game.mu0.dtype), max_steps, throw, adjoint, bool(diagnostics), guess)
     if throw:
         return eq
     report = (eq.converged, eq.steps, eq.residual)
+    if not diagnostics and any(isinstance(x, jax.core.Tracer) for x in report):
+        return eq  # inner loops read eq.converged themselves: no host callback inside their compiled step
     if not any(isinstance(x, jax.core.Tracer) for x in report):
         _warn_if_not_converged(*report, type(solver).__name__)
         return eq

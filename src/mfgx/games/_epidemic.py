@@ -6,6 +6,7 @@ Parameters θ are scalars or paths over the time grid (one value per grid point 
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
@@ -162,7 +163,7 @@ class _LQCost(eqx.Module):
         rho = 1 + self.kappa * mu
         off = 1 - jnp.eye(mu.shape[0], dtype=mu.dtype)
         effort = (off * (a - self.q_bar) ** 2 * rho[None, :]).sum(-1)
-        return self.w * at(theta, t, self.dt, int(self.per_state)) * effort + self.c * mu**self.p
+        return self.w * at(theta, t, self.dt, int(self.per_state)) * effort + self.c * _power(mu, self.p)
 
 
 class _LQBestRates(eqx.Module):
@@ -188,7 +189,14 @@ class _LQTerminal(eqx.Module):
 
     def __call__(self, mu, theta):
         d = mu.shape[0]
-        return self.s * (d - 1 - jnp.arange(d)) + self.c_T * mu**self.p
+        return self.s * (d - 1 - jnp.arange(d)) + self.c_T * _power(mu, self.p)
+
+
+def _power(x, p):
+    """x**p, by repeated multiplication when p is a whole number (XLA's general pow is exp∘log)."""
+    if float(p).is_integer():
+        return jax.lax.integer_pow(x, int(p))
+    return x**p
 
 
 def lq_rates(
