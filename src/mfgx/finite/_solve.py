@@ -124,7 +124,8 @@ def _solve(game: FiniteGame, solver: AbstractSolver, tol, max_steps: int, throw:
         mf, (steps, residual, state) = implicit_jvp(
             _primal, _rewrite, inputs, adjoint.solver_for(size, game.mu0.dtype)
         )
-        policy = solver.solution_policy(game, mf, state)
+        # Without diagnostics no policy either: nothing is traced beyond the root.
+        policy = solver.solution_policy(game, mf, state) if diagnostics else None
     else:
         steps, state, residual = _iterate(game, solver, tol, max_steps, "unrolled", guess)
         mf, policy = solver.mean_field(game, state), solver.policy(game, state)
@@ -151,7 +152,11 @@ def _finalise(game, solver, policy, steps, residual, tol) -> Equilibrium:
 def _flow_only(game, mf, policy, steps, residual, tol) -> Equilibrium:
     """The solution without value or exploitability (NaN): for inner loops that use the flow only.
     With a state mean field the flow is the root m* itself (no further propagation)."""
-    mu = mf if game.mean_field == "state" else propagate(game, policy)
+    if policy is None:  # the policy was not computed: NaN of its shape
+        policy = jnp.full_like(uniform_policy(game), jnp.nan)
+        mu = mf if game.mean_field == "state" else mf.sum(-1)
+    else:
+        mu = mf if game.mean_field == "state" else propagate(game, policy)
     nan = jnp.full((), jnp.nan, mu.dtype)
     value = jnp.full(mu.shape, jnp.nan, mu.dtype)
     return Equilibrium(mu, mf, policy, value, nan, nan, jnp.asarray(steps), residual, residual <= tol)
@@ -189,8 +194,9 @@ def solve(
     responses contribute.
 
     ``diagnostics=False`` skips what inner loops (calibration, sweeps of flows) do not use: the
-    value, exploitability and regularised exploitability are NaN, and for a state mean field the
-    flow is the solver's root m* itself (within ``tol`` of the flow of its policy), and under a
+    value, exploitability and regularised exploitability are NaN (with the implicit adjoint, the
+    policy too), and the flow is the solver's root m* itself (summed over actions for a
+    state-action mean field) (within ``tol`` of the flow of its policy), and under a
     caller's jit/vmap no `ConvergenceWarning` is issued (its host callback would stall the compiled
     loop): read ``Equilibrium.converged``. This removes about three best-response/evaluation passes
     per solve.
