@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 import os
 import platform
 import sys
@@ -107,7 +108,7 @@ def fit_case(model, split, truth, *, kind: str, epochs: int, lr: float, batch: i
     final = model
     if epochs > 0:
         fit = cal.fit(model, train, val=val, optimizer=adam(lr), epochs=epochs, batch_size=batch, seed=seed,
-                      eval_every=max(1, epochs // 10), eval_train=False, progress=progress)
+                      eval_every=max(1, epochs // 10), eval_train=False, progress=progress, identify=False)
         n_bad += sum(r["n_nonconverged"] for r in fit.history)
         row.update(adam_epochs=fit.epochs_run, best_epoch=fit.best_epoch,
                    adam_steps=fit.epochs_run * math.ceil(len(train) / batch))
@@ -118,6 +119,10 @@ def fit_case(model, split, truth, *, kind: str, epochs: int, lr: float, batch: i
         row["values_adam"] = np.asarray(final.path.values).ravel().tolist()
         final = cal.refine(final, train, steps=lm_steps)
         row["values_hat"] = np.asarray(final.path.values).ravel().tolist()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", cal.IdentifiabilityWarning)  # recorded in the row instead
+            ident = cal.identifiability(final, train, max_trajectories=len(train))
+        row.update(ident_rel_se=ident.rel_std_error.tolist(), ident_weak=list(ident.weak), ident_reason=ident.reason)
         if laplace:
             try:
                 u = cal.laplace(final, train)

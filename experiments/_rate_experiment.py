@@ -169,10 +169,12 @@ def main(exp: Experiment):
             "## Constant truth: per-parameter estimates (Levenberg–Marquardt, training set) and 95 % intervals",
             "",
             "Two standard errors on the training set: Gauss–Newton (i.i.d. Gaussian residuals) and the "
-            "trajectory-clustered sandwich (errors correlated within a trajectory, e.g. through the noisy y_0 used as μ₀).",
+            "trajectory-clustered sandwich (errors correlated within a trajectory, e.g. through the noisy y_0 used as μ₀). "
+            "Identifiability: `calibrate.identifiability` at the fit (training set): a parameter is NOT identified when it "
+            "loads on a flat direction of the Fisher spectrum or its relative standard error (the larger of Gauss–Newton and the clustered sandwich) exceeds 10 %.",
             "",
-            "| noise | seed | parameter | truth | estimate | s.e. Gauss–Newton | in interval | s.e. sandwich | in interval | cond(JᵀJ) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| noise | seed | parameter | truth | estimate | rel. error | s.e. Gauss–Newton | in interval | s.e. sandwich | in interval | cond(JᵀJ) | identifiability (rel. s.e.) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         true = np.asarray(exp.truths["constant"].lo)
         for r in const:
@@ -182,9 +184,12 @@ def main(exp: Experiment):
             cov2 = r.get("covered_sandwich", [None] * len(true))
             yn = {True: "yes", False: "no", None: "—"}
             for i, nm in enumerate(exp.names):
+                rse = r.get("ident_rel_se", [np.nan] * len(true))[i]
+                ident = ("NOT identified" if i in r.get("ident_weak", []) else "identified") + f" (±{rse:.0%})"
                 lines.append(fmt_row([
-                    r["noise"], r["seed"], nm, f"{true[i]:.4g}", f"{r['values_hat'][i]:.5g}", f"{se[i]:.2g}", yn[cov[i]],
-                    f"{se2[i]:.2g}", yn[cov2[i]], f"{r.get('jtj_condition', np.nan):.3g}" if i == 0 else "",
+                    r["noise"], r["seed"], nm, f"{true[i]:.4g}", f"{r['values_hat'][i]:.5g}",
+                    f"{abs(r['values_hat'][i] - true[i]) / true[i]:.1%}", f"{se[i]:.2g}", yn[cov[i]],
+                    f"{se2[i]:.2g}", yn[cov2[i]], f"{r.get('jtj_condition', np.nan):.3g}" if i == 0 else "", ident,
                 ]))
     nets = [r for r in rows if r["truth"] != "constant"]
     if nets:

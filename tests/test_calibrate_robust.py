@@ -128,3 +128,17 @@ def test_identifiability_diagnostic_flags_a_product_and_passes_a_single_rate():
 
 def _gamma_14(t, mu):
     return 1.4
+
+
+def test_identifiability_reports_practical_precision(small_gamma_data):
+    """Noise-free data identify γ; with Dirichlet noise 0.05 its relative standard error is a few
+    percent, so asking for 1 % precision flags it and asking for 1000 % does not."""
+    game = games.lq_rates(1.4, d=3, n_points=N, scheme="implicit")
+    clean = calibrate.simulate(game, _gamma_14, MU0[:4])
+    noisy = calibrate.simulate(game, _gamma_14, MU0[:4], noise=0.05, seed=1)
+    model = calibrate.CalibrationModel(games.lq_rates(d=3, n_points=N, scheme="implicit"), calibrate.Constant([1.4]))
+    assert calibrate.identifiability(model, clean).identified
+    with pytest.warns(calibrate.IdentifiabilityWarning, match="relative standard errors above 1%"):
+        report = calibrate.identifiability(model, noisy, max_rel_se=0.01)
+    assert report.weak == (0,) and report.rel_std_error[0] > 0.01
+    assert calibrate.identifiability(model, noisy, max_rel_se=10.0).identified
