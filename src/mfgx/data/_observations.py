@@ -305,8 +305,19 @@ def _warn_if_sparse(m) -> None:
             "sparse observations: " + "; ".join(parts) + ". Fits to them are weakly determined; check the mask, "
             "or drop those trajectories.",
             SparseDataWarning,
-            stacklevel=3,
+            stacklevel=_caller_level(),
         )
+
+
+def _caller_level() -> int:
+    """The `warnings.warn` stacklevel of the first frame outside mfgx and Equinox (Observations is
+    an `eqx.Module`, so its ``__init__`` runs under Equinox's metaclass)."""
+    import sys
+
+    frame, level = sys._getframe(2), 2
+    while frame is not None and any(part in frame.f_code.co_filename for part in ("/mfgx/", "/equinox/")):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _check_covariates(covariates, covariate_labels, K, N):
