@@ -142,3 +142,27 @@ def test_identifiability_reports_practical_precision(small_gamma_data):
         report = calibrate.identifiability(model, noisy, max_rel_se=0.01)
     assert report.weak == (0,) and report.rel_std_error[0] > 0.01
     assert calibrate.identifiability(model, noisy, max_rel_se=10.0).identified
+
+
+def test_smoothness_penalty_flattens_a_time_path():
+    """A roughness penalty λ∫γ'² pulls a piecewise path fitted to noisy constant-γ data towards a
+    constant; without it the pieces spread out to fit the noise. The reported loss is the data loss."""
+    game = games.lq_rates(1.4, d=3, n_points=N, scheme="implicit")
+    noisy = calibrate.simulate(game, _gamma_14, MU0, noise=0.02, seed=3)
+    knots = np.linspace(0.0, 2.0, 5)
+    model = calibrate.CalibrationModel(
+        games.lq_rates(d=3, n_points=N, scheme="implicit"),
+        calibrate.PiecewiseConstant(knots, np.linspace(0.8, 2.2, 5), interpolation="linear"),
+    )
+    kw = dict(epochs=40, batch_size=6, learning_rate=0.05, progress=False, identify=False)
+    rough = calibrate.fit(model, noisy, **kw)
+    smooth = calibrate.fit(model, noisy, smoothness=10.0, **kw)
+    spread = lambda f: float(np.ptp(np.asarray(f.path.values)))  # noqa: E731
+    assert spread(smooth) < 0.3 * spread(rough)
+    err = lambda f: float(np.abs(np.asarray(f.path.values) - 1.4).max())  # noqa: E731
+    assert err(smooth) < 0.5 * err(rough)  # and closer to the true constant 1.4 everywhere
+    y, m = noisy.values[0], noisy.mask[0]
+    assert float(calibrate.roughness(smooth.model, y, m)) < float(calibrate.roughness(rough.model, y, m))
+    assert smooth.history[-1]["train_loss"] == pytest.approx(calibrate.evaluate(smooth.final_model, noisy)["loss"], rel=0.5)
+    with pytest.raises(calibrate.CalibrationError, match="smoothness"):
+        calibrate.fit(model, noisy, smoothness=-1.0, **kw)

@@ -14,7 +14,7 @@ observations → gradient through the equilibrium (implicit adjoint) → optimis
 """
 
 from ._errors import CalibrationError
-from ._fit import Calibration, FitFailedWarning, fit
+from ._fit import Calibration, FitFailedWarning, fit, roughness
 from ._metrics import evaluate, path_error, paths
 from ._model import CalibrationModel, identity_params, scalar_params
 from ..data import Observations
@@ -44,6 +44,7 @@ __all__ = [
     "path_error",
     "paths",
     "refine",
+    "roughness",
     "scalar_params",
     "simulate",
 ]

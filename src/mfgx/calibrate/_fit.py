@@ -78,18 +78,30 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
     return optax.adam(learning_rate)
 
 
-def _batch_step(params, static, opt_state, y, mask, z, weight, starts, guess, optimizer, window):
-    """One optimiser step on one mini-batch: (params, opt_state, loss, n_nonconverged, worst
-    residual, equilibrium flows)."""
+def roughness(model: CalibrationModel, y, mask, z=None):
+    r"""R(γ) = Σ_n ‖γ_{n+1} − γ_n‖² / (t_{n+1} − t_n) ≈ ∫ ‖γ'(t)‖² dt: the roughness in time of the
+    path on one observed trajectory (grid-independent; 0 for a `Constant`)."""
+    g = model.path_on(y, mask, z)
+    return jnp.sum(jnp.diff(g, axis=0) ** 2 / jnp.diff(model.times)[:, None])
+
+
+def _batch_step(params, static, opt_state, y, mask, z, weight, starts, guess, optimizer, window, smoothness=0.0):
+    """One optimiser step on one mini-batch: (params, opt_state, data loss, n_nonconverged, worst
+    residual, equilibrium flows). The optimised loss adds ``smoothness`` × `roughness`."""
 
     def batch_loss(p):
         model = eqx.combine(p, static)
         losses, eq = eqx.filter_vmap(
             lambda yy, mm, ss, zz, gg: trajectory_loss(model, yy, mm, ss, window, zz, gg)
         )(y, mask, starts, z, guess)
-        return jnp.sum(weight * losses) / jnp.sum(weight), (eq.converged, eq.residual, eq.mean_field)
+        data = jnp.sum(weight * losses) / jnp.sum(weight)
+        total = data
+        if smoothness:
+            rough = eqx.filter_vmap(lambda yy, mm, zz: roughness(model, yy, mm, zz))(y, mask, z)
+            total = data + smoothness * jnp.sum(weight * rough) / jnp.sum(weight)
+        return total, (data, eq.converged, eq.residual, eq.mean_field)
 
-    (loss, (converged, residual, flows)), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(params)
+    (_, (loss, converged, residual, flows)), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = eqx.apply_updates(params, updates)
     real = weight > 0
@@ -110,7 +122,7 @@ def _initial_flows(model, y, mask):
 
 
 @eqx.filter_jit
-def _train_epoch(params, static, opt_state, warm, y, mask, z, order, weights, starts, optimizer, window):
+def _train_epoch(params, static, opt_state, warm, y, mask, z, order, weights, starts, optimizer, window, smoothness=0.0):
     """A whole epoch in one compiled call: `lax.scan` of `_batch_step` over the mini-batches
     ``order[b]`` (indices into the training arrays, on device). Each trajectory's solve starts from
     its last equilibrium ``warm[k]`` (warm start; the fixed point, hence the gradient, is the same),
@@ -121,7 +133,9 @@ def _train_epoch(params, static, opt_state, warm, y, mask, z, order, weights, st
         p, o, wm = carry
         sel, w, st = xs
         zz = None if z is None else z[sel]
-        p, o, loss, bad, worst, flows = _batch_step(p, static, o, y[sel], mask[sel], zz, w, st, wm[sel], optimizer, window)
+        p, o, loss, bad, worst, flows = _batch_step(
+            p, static, o, y[sel], mask[sel], zz, w, st, wm[sel], optimizer, window, smoothness
+        )
         return (p, o, wm.at[sel].set(flows)), (loss, bad, worst)
 
     (params, opt_state, warm), out = jax.lax.scan(body, (params, opt_state, warm), (order, weights, starts))
@@ -153,6 +167,7 @@ def fit(
     on_nonconvergence: str = "warn",
     on_failure: str = "return",
     identify: bool | None = None,
+    smoothness: float = 0.0,
     callback: Callable[[dict], bool | None] | None = None,
 ) -> Calibration:
     r"""Fit ``model``'s path to the ``train`` trajectories by gradient descent through the equilibrium.
@@ -177,6 +192,9 @@ def fit(
       ``on_failure="return"`` (default) the fit stops there, warns (`FitFailedWarning`) and returns
       the last completed epoch's model (``status="failed"`` and the ``reason``); ``"raise"`` raises
       `CalibrationError`.
+    - ``smoothness`` λ ≥ 0: the optimised loss adds λ·`roughness`, ∫‖γ'(t)‖² dt of the path on
+      each trajectory (a Tikhonov/H¹ penalty for time paths: `PiecewiseConstant`, `Neural` in t);
+      the reported ``train_loss`` is the data loss alone. Choose λ on validation data.
     - ``identify`` (default: on for `Constant`/`PiecewiseConstant` paths): after the fit, the
       Fisher-spectrum diagnostic (`identifiability`) of the selected model on the training data;
       non-identified parameters are warned about (`IdentifiabilityWarning`) with the reason.
@@ -193,6 +211,8 @@ def fit(
             raise CalibrationError(f"{name} must be a positive int, got {v!r}")
     if patience is not None and (val is None or patience < 1):
         raise CalibrationError("patience needs a validation set (val=...) and a positive count")
+    if not (isinstance(smoothness, (int, float)) and math.isfinite(smoothness) and smoothness >= 0):
+        raise CalibrationError(f"smoothness must be a non-negative number, got {smoothness!r}")
     if on_failure not in ("return", "raise"):
         raise CalibrationError(f"on_failure must be 'return' or 'raise', got {on_failure!r}")
     if on_nonconvergence not in ("warn", "raise"):
@@ -215,7 +235,7 @@ def fit(
     z = None if z is None else jnp.asarray(z)
     warm = _initial_flows(model, y, mask)
     state = _training.new_state("epoch")
-    settings = {"n_train": K, "n_val": 0 if val is None else len(val), "batch_size": B, "seed": int(seed), "window": win}
+    settings = {"n_train": K, "n_val": 0 if val is None else len(val), "batch_size": B, "seed": int(seed), "window": win, "smoothness": float(smoothness)}
     if checkpoint_dir is not None and resume:
         loaded = _training.resume(checkpoint_dir, (params, opt_state, key, best_params, warm), settings, kind="calibration", error=CalibrationError)
         if loaded is not None:
@@ -242,7 +262,7 @@ def fit(
                 try:
                     new_params, new_opt, new_warm, (losses, bad, worst) = _train_epoch(
                         params, static, opt_state, warm, y, mask, z, jnp.asarray(order), jnp.asarray(weights, y.dtype),
-                        jnp.asarray(starts), optimizer, win,
+                        jnp.asarray(starts), optimizer, win, float(smoothness),
                     )
                     losses, bad, worst = np.asarray(losses), np.asarray(bad), np.asarray(worst)
                 except (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError) as err:
