@@ -315,7 +315,11 @@ def fit(
     if identify is None:
         identify = isinstance(model.path, (Constant, PiecewiseConstant))
     if identify:
-        ident = identifiability(selected, train)
-        if progress:
-            print(ident.summary())
+        try:
+            ident = identifiability(selected, train)
+        except (CalibrationError, eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError) as err:
+            warnings.warn(f"identifiability diagnostic not computed: {_reason(err)}", FitFailedWarning, stacklevel=2)
+        else:
+            if progress:
+                print(ident.summary())
     return Calibration(selected, final, list(state["history"]), state["best_epoch"], on, state["epoch"], stopped, B, status, reason, ident)
