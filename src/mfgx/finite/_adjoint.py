@@ -27,12 +27,14 @@ class ImplicitAdjoint(AbstractAdjoint):
 
         (I − ∂Φ/∂m)ᵀ w = ∂L/∂m*,     ∂L/∂θ = (∂Φ/∂θ)ᵀ w,
 
-    solved matrix-free (JVPs and VJPs of Φ, never the Jacobian) by ``linear_solver``
-    (`mfgx.Neumann` for the damped Neumann series with a GMRES fallback: cheapest when Φ is
-    contractive, the default of `mfgx.calibrate`; GMRES with restart 5 by default: lineax runs every Arnoldi step of a restart cycle, and these contractive
-    systems converge in ~10, see benchmarks/results/calibration.md; pass e.g. ``lx.BiCGStab(...)``). A solve that does not
-    converge raises an error instead of returning a wrong gradient. Cost: about one Krylov solve of
-    VJPs of Φ, independent of the number of forward iterations.
+    solved matrix-free (JVPs and VJPs of Φ, never the Jacobian) by ``linear_solver``. Default:
+    GMRES with restart 5 (lineax runs every Arnoldi step of a restart cycle, and these contractive
+    systems converge in ~10, see benchmarks/results/calibration.md), at the tolerances the dtype
+    can reach. `mfgx.Neumann` is the damped Neumann series (one VJP per step, cheapest when Φ is
+    contractive; the default of `mfgx.calibrate`); any lineax solver, e.g. ``lx.BiCGStab(...)``,
+    may be passed. A solve that does not converge raises an error instead of returning a wrong
+    gradient. Cost: about one Krylov solve of VJPs of Φ, independent of the number of forward
+    iterations.
 
     Φ is smooth for `Softmax`; for exact (argmax) best responses ∂Φ/∂m and ∂Φ/∂θ miss the control
     channel (the argmax is piecewise constant), so gradients flow only through the explicit
