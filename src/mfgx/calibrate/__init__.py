@@ -8,8 +8,11 @@ observations → gradient through the equilibrium (implicit adjoint) → optimis
   `Known(fn)`, a fixed path γ(t, μ) = fn(t, μ) (a ground truth to evaluate or simulate at).
 - `CalibrationModel(game, path, to_params, solver)`: predictions and the loss.
 - `fit` → `Calibration` (validation-based selection, checkpoints, resume); `evaluate` on test data.
-- `refine` (Gauss–Newton polish), `laplace` (standard errors and intervals) and
-  `identifiability` (the Fisher spectrum: which parameters the data cannot determine).
+- `refine` (Levenberg–Marquardt polish), `laplace` (Gauss–Newton or sandwich intervals),
+  `bootstrap` (parametric bootstrap intervals), all with each trajectory's μ₀ as a nuisance
+  parameter by default and optional Dirichlet (Pearson) weighting; `coverage` (how often a model's
+  intervals contain a known truth over simulated replicates); `identifiability` (the Fisher
+  spectrum: which parameters the data cannot determine).
 - `simulate`: synthetic observations at a known path.
 """
 
@@ -20,7 +23,9 @@ from ._model import CalibrationModel, identity_params, scalar_params
 from ..data import Observations
 from ._paths import AbstractPath, Constant, Known, Neural, PiecewiseConstant
 from ._synthetic import simulate
-from ._uncertainty import Identifiability, IdentifiabilityWarning, Uncertainty, identifiability, laplace, refine
+from ._coverage import Coverage, coverage
+from ._identifiability import Identifiability, IdentifiabilityWarning, identifiability
+from ._uncertainty import Uncertainty, bootstrap, laplace, refine
 
 __all__ = [
     "AbstractPath",
@@ -32,10 +37,13 @@ __all__ = [
     "Known",
     "CalibrationModel",
     "Constant",
+    "Coverage",
     "Neural",
     "Observations",
     "PiecewiseConstant",
     "Uncertainty",
+    "bootstrap",
+    "coverage",
     "evaluate",
     "fit",
     "identifiability",

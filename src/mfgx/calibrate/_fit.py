@@ -22,7 +22,7 @@ from ..finite import ConvergenceWarning
 from ._errors import CalibrationError, runtime_reason as _reason
 from ._metrics import evaluate
 from ._paths import Constant, PiecewiseConstant
-from ._uncertainty import identifiability
+from ._identifiability import identifiability
 from ._model import CalibrationModel, check_compatible, covariates_of, trajectory_loss
 from ..data import Observations
 

@@ -178,9 +178,11 @@ class CalibrationModel(eqx.Module):
             inputs = jnp.concatenate([inputs, jnp.asarray(z, inputs.dtype)], axis=-1)
         return self.path.evaluate(self.times, inputs)
 
-    def game_for(self, y, mask, z=None):
-        """The game of one trajectory: its μ₀ and its θ (or the path inside, on the iterate)."""
-        game = eqx.tree_at(lambda g: g.mu0, self.game, self.initial(y[0], mask[0]))
+    def game_for(self, y, mask, z=None, mu0=None):
+        """The game of one trajectory: its μ₀ (from y₀, or ``mu0`` if given) and its θ (or the path
+        inside, on the iterate)."""
+        mu0 = self.initial(y[0], mask[0]) if mu0 is None else mu0
+        game = eqx.tree_at(lambda g: g.mu0, self.game, mu0)
         if self.evaluate_on == "iterate":
             return on_iterate(game, self.path, self.to_params, self.times)
         return game.with_params(self.to_params(self.path_on(y, mask, z)))
