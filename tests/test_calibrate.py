@@ -162,8 +162,21 @@ def test_resume_equals_uninterrupted(lq_split, tmp_path):
         np.testing.assert_array_equal(other.final_model.path.z, straight.final_model.path.z)
         np.testing.assert_array_equal(other.model.path.z, straight.model.path.z)
         assert other.best_epoch == straight.best_epoch
-    with pytest.raises(cal.CalibrationError, match="written with settings"):
-        cal.fit(lq_model(), train, epochs=6, checkpoint_dir=tmp_path / "a", **{**kw, "seed": 8})
+    # anything that determines the fit changed: refused, naming what changed, nothing reused
+    a = tmp_path / "a"
+    with pytest.raises(cal.CalibrationError, match=r"changed: seed \(7 → 8\)"):
+        cal.fit(lq_model(), train, epochs=6, checkpoint_dir=a, **{**kw, "seed": 8})
+    with pytest.raises(cal.CalibrationError, match="changed: optimizer"):
+        cal.fit(lq_model(), train, epochs=6, checkpoint_dir=a, **{**kw, "optimizer": optax.adam(0.3)})
+    with pytest.raises(cal.CalibrationError, match="changed: model"):
+        cal.fit(lq_model(init=2.4), train, epochs=6, checkpoint_dir=a, **kw)
+    with pytest.raises(cal.CalibrationError, match="changed: model"):
+        cal.fit(lq_model(solver=mfgx.Softmax(0.5)), train, epochs=6, checkpoint_dir=a, **kw)
+    noisy = cal.Observations(np.asarray(train.values) * 0.999 + 0.001 / 3)
+    with pytest.raises(cal.CalibrationError, match="changed: train_data"):
+        cal.fit(lq_model(), noisy, epochs=6, checkpoint_dir=a, **kw)
+    restarted = cal.fit(lq_model(), train, epochs=2, checkpoint_dir=a, resume=False, **{**kw, "seed": 8})
+    assert len(restarted.history) == 2
 
 
 def test_patience_stops_on_validation(lq_split, tmp_path):

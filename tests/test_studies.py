@@ -149,3 +149,14 @@ eval_every = 50
     result = runner.invoke(app, ["calibrate", "--config", str(folder / "study.toml"), "--epochs", "155", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "metrics.json").read_text())["epochs_run"]["baseline"] == 155
+    # Changed settings into the same folder: refused (exit 2, naming what changed), nothing rewritten.
+    before = (out / "metrics.json").read_text()
+    toml = (folder / "study.toml").read_text()
+    (folder / "study.toml").write_text(toml.replace("learning_rate = 0.1", "learning_rate = 0.3"))
+    result = runner.invoke(app, ["calibrate", "--config", str(folder / "study.toml"), "--epochs", "155", "--no-progress"])
+    assert result.exit_code == 2 and "changed: optimizer" in result.output and "--restart" in result.output, result.output
+    assert (out / "metrics.json").read_text() == before
+    result = runner.invoke(app, ["calibrate", "--config", str(folder / "study.toml"), "--epochs", "3", "--restart",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"]["baseline"] == 3

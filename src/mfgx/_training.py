@@ -23,17 +23,25 @@ def new_state(counter: str) -> dict[str, Any]:
 
 def resume(checkpoint_dir, like, settings: dict, *, kind: str, error: type[Exception]):
     """(state, tree) from the checkpoint in ``checkpoint_dir``, None if there is none; raises
-    ``error`` if it was written with other ``settings``."""
+    ``error`` naming the settings that differ if it was written with other ``settings``."""
     loaded = _checkpoint.load(checkpoint_dir, like, kind=kind, error=error)
     if loaded is None:
         return None
     header, tree = loaded
-    if header["settings"] != settings:
+    old = header.get("settings", {})
+    if old != settings:
+        changed = sorted(k for k in set(old) | set(settings) if old.get(k, "(absent)") != settings.get(k, "(absent)"))
+        what = ", ".join(f"{k} ({_show(old.get(k, '(absent)'))} → {_show(settings.get(k, '(absent)'))})" for k in changed)
         raise error(
-            f"checkpoint in {checkpoint_dir} was written with settings {header['settings']}, not {settings}; "
-            "use another checkpoint_dir or resume=False"
+            f"the checkpoint in {checkpoint_dir} was written by a run with other settings; changed: {what}. "
+            "Nothing was reused: use another checkpoint_dir (or output folder), or resume=False (CLI: --restart) "
+            "to start over"
         )
     return header["state"], tree
+
+
+def _show(v) -> str:
+    return f"fingerprint {v}" if isinstance(v, str) and len(v) == 16 else repr(v)
 
 
 def remaining(state: dict[str, Any], counter: str, total: int) -> range:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import _checkpoint, _training
+from .. import _checkpoint, _fingerprint, _training
 from .._progress import progress_bar
 from ..finite import ConvergenceWarning
 from ._errors import CalibrationError, runtime_reason as _reason
@@ -235,7 +235,11 @@ def fit(
     z = None if z is None else jnp.asarray(z)
     warm = _initial_flows(model, y, mask)
     state = _training.new_state("epoch")
-    settings = {"n_train": K, "n_val": 0 if val is None else len(val), "batch_size": B, "seed": int(seed), "window": win, "smoothness": float(smoothness)}
+    settings = {
+        "n_train": K, "n_val": 0 if val is None else len(val), "batch_size": B, "seed": int(seed), "window": win,
+        "smoothness": float(smoothness), "model": _fingerprint.digest(model), "optimizer": _fingerprint.digest(optimizer),
+        "train_data": _fingerprint.data_digest(train), "val_data": None if val is None else _fingerprint.data_digest(val),
+    }
     if checkpoint_dir is not None and resume:
         loaded = _training.resume(checkpoint_dir, (params, opt_state, key, best_params, warm), settings, kind="calibration", error=CalibrationError)
         if loaded is not None:

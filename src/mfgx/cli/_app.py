@@ -373,17 +373,25 @@ def _plot_title(result: RunResult) -> str:
 # Demo
 
 
-def _run_study(config, out: Path | None, epochs: int | None, progress: bool, console: Console) -> Path:
+def _run_study(config, out: Path | None, epochs: int | None, progress: bool, console: Console,
+               restart: bool = False) -> Path:
     import dataclasses
 
     from mfgx import studies
+    from mfgx.calibrate import CalibrationError
 
     if out is not None:
         config = dataclasses.replace(config, output=out)
     if epochs is not None:
         config = dataclasses.replace(config, fit={**config.fit, "epochs": epochs})
+    if restart:
+        config = dataclasses.replace(config, fit={**config.fit, "resume": False})
     console.print(f"[bold]{config.kind} study[/] on [bold]{config.source}[/] → {config.output}")
-    result = studies.run(config, progress=progress, console=console)
+    try:
+        result = studies.run(config, progress=progress, console=console)
+    except CalibrationError as err:
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from None
     table = Table(title=f"{config.kind}: baseline vs MFG", show_lines=False)
     for col in ("split", "model", "L2", "rel. L2", "vs baseline"):
         table.add_column(col, justify="right" if col not in ("split", "model") else "left")
@@ -399,6 +407,9 @@ def _run_study(config, out: Path | None, epochs: int | None, progress: bool, con
 
 _EPOCHS = typer.Option("--epochs", min=1, help="Override [fit] epochs (more epochs resume from checkpoints).")
 _PROGRESS = typer.Option("--progress/--no-progress", help="Show a progress bar per fit.")
+_RESTART = typer.Option(
+    "--restart", help="Start the fits over, overwriting checkpoints (a rerun with changed settings is refused without it)."
+)
 
 
 @app.command()
@@ -407,6 +418,7 @@ def calibrate(
     out: Annotated[Path | None, typer.Option("--out", "-o", file_okay=False, help="Override [study] output.")] = None,
     epochs: Annotated[int | None, _EPOCHS] = None,
     progress: Annotated[bool, _PROGRESS] = True,
+    restart: Annotated[bool, _RESTART] = False,
 ) -> None:
     """Calibrate an MFG and its forward-ODE baseline on data named by a TOML configuration; write
     report.md, metrics.json, figures, fitted models and checkpoints (a rerun resumes)."""
@@ -418,7 +430,7 @@ def calibrate(
     except (studies.ConfigError, ValueError) as err:
         console.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(2) from None
-    _run_study(cfg, out, epochs, progress, console)
+    _run_study(cfg, out, epochs, progress, console, restart)
 
 
 @app.command()
@@ -429,13 +441,14 @@ def demo(
     ] = Path("outputs/demo"),
     epochs: Annotated[int | None, _EPOCHS] = None,
     progress: Annotated[bool, _PROGRESS] = True,
+    restart: Annotated[bool, _RESTART] = False,
 ) -> None:
     """Calibrate the SIR MFG (and the SIR-ODE baseline) on measles waves in big towns of England and
     Wales (bundled real data, offline; about a minute) and write a report into --out."""
     from mfgx import studies
 
     console = Console()
-    _run_study(studies.load_config(studies.DEMO_CONFIG), out, epochs, progress, console)
+    _run_study(studies.load_config(studies.DEMO_CONFIG), out, epochs, progress, console, restart)
 
 
 def main() -> None:
