@@ -1,0 +1,295 @@
+r"""Training a generative problem: `evaluate` and `fit` (Optax) on the shared training loop
+(`mfgx._training`): validation selection, patience, progress display and atomic checkpoints with
+exact resume that refuses changed settings.
+
+Step s draws a batch of rows without replacement from the training data (and, for a Hutchinson
+trace, one Rademacher probe per row), both from fold_in(key, s), inside one compiled step that
+integrates the characteristics, forms the problem's objective (for `CNF`:
+α_L E[L] + α_C E[C] + α_R E[R]) and applies the optimiser to its gradient through the Diffrax
+solve (`diffrax.RecursiveCheckpointAdjoint`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .. import _checkpoint, _training
+from .._progress import progress_bar
+from ._characteristics import check_samples
+from ._errors import GenerativeError
+from ._potential import Potential
+from ._problems import CNF, Flow, _check_flow, training_probes
+
+_TRACES = {"train": 0}  # times the training step was traced (tests check that fits reuse it)
+
+
+@eqx.filter_jit
+def _train_step(params, static, opt_state, data, key, batch_size, optimizer, problem):
+    _TRACES["train"] += 1
+    pick, pkey = jr.split(key)
+    idx = jr.choice(pick, data.shape[0], (batch_size,), replace=False)
+    xb = data[idx]
+    probe = training_probes(problem, pkey, batch_size, data.shape[1], data.dtype)
+
+    def f(p):
+        L, C, R = problem.terms(eqx.combine(p, static), xb, probe=probe)
+        parts = (jnp.mean(L), jnp.mean(C), jnp.mean(R))
+        return problem.objective(*parts), parts
+
+    (value, parts), grads = eqx.filter_value_and_grad(f, has_aux=True)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = eqx.apply_updates(params, updates)
+    return params, opt_state, value, parts, optax.tree.norm(grads)
+
+
+@eqx.filter_jit
+def _eval_chunk(potential, problem, x, w, n_steps):
+    L, C, R = problem.terms(potential, x, n_steps=n_steps)
+    return jnp.stack([jnp.sum(w * L), jnp.sum(w * C), jnp.sum(w * R)])
+
+
+def evaluate(
+    flow: Flow, data: Float[Array, "n d"], *, n_steps: int | None = None, batch_size: int = 4096
+) -> dict[str, float]:
+    r"""Means over ``data`` of the problem's terms with the exact trace: ``L`` (kinetic), ``C``
+    (= ``nll``, nats per sample), ``R`` (HJB residual) and ``loss`` = α_L L + α_C C + α_R R.
+    Chunks of ``batch_size`` rows, the last padded with zero-weight repeats so that one compiled
+    function serves all; ``n_steps`` overrides the problem's."""
+    n = _check_flow(flow, n_steps)
+    x = check_samples(data, flow.dim, "data", jnp.result_type(flow.potential.K0))
+    N = x.shape[0]
+    B = max(1, min(int(batch_size), N))
+    tot = np.zeros(3)
+    for start in range(0, N, B):
+        idx = np.arange(start, start + B)
+        w = (idx < N).astype(float)
+        idx = np.where(idx < N, idx, idx % N)
+        tot += np.asarray(_eval_chunk(flow.potential, flow.problem, x[idx], jnp.asarray(w, x.dtype), n), dtype=float)
+    L, C, R = tot / N
+    p = flow.problem
+    return {"loss": float(p.objective(L, C, R)), "L": float(L), "C": float(C), "R": float(R), "nll": float(C)}
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerativeFit:
+    """The result of `fit`.
+
+    - `model`: the selected `Flow`: the best validation loss when a validation set was given,
+      else the flow after the last step. `final_model`: after the last step run.
+    - `history`: one record per step: ``step`` (1-based), ``loss`` (the batch objective), ``L``,
+      ``C``, ``R`` (its terms), ``grad_norm``, ``seconds`` (wall time of the step), and on
+      evaluation steps ``val`` (and ``train``) metrics from `evaluate`.
+    - `best_step`, `selected_on` ("validation" or "last step"), `steps_run`, `stopped_early`.
+    """
+
+    model: Flow
+    final_model: Flow
+    history: list[dict[str, Any]]
+    best_step: int
+    selected_on: str
+    steps_run: int
+    stopped_early: bool
+
+    def losses(self) -> np.ndarray:
+        """The training objective of every step."""
+        return np.array([r["loss"] for r in self.history])
+
+    def val_losses(self) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, validation losses) of the evaluation steps."""
+        rows = [(r["step"], r["val"]["loss"]) for r in self.history if r.get("val")]
+        return np.array([s for s, _ in rows], int), np.array([v for _, v in rows])
+
+
+@functools.lru_cache(maxsize=16)
+def _adam(learning_rate: float, lr_drop: float, drop_every: int) -> optax.GradientTransformation:
+    """One Adam per setting, so that repeated fits reuse the compiled step: the learning rate
+    divided by ``lr_drop`` every ``drop_every`` steps (OT-Flow's schedule; 0 = constant)."""
+    if drop_every == 0 or lr_drop == 1.0:
+        return optax.adam(learning_rate)
+    return optax.adam(optax.exponential_decay(learning_rate, drop_every, 1.0 / lr_drop, staircase=True))
+
+
+def _int(name, v, lo):
+    if isinstance(v, bool) or not (isinstance(v, (int, np.integer)) and v >= lo):
+        raise GenerativeError(f"{name} must be an int >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _fingerprint(tree) -> str:
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _key_data(key) -> list[int]:
+    try:
+        return np.asarray(jax.random.key_data(key)).ravel().tolist()
+    except Exception as e:  # noqa: BLE001
+        raise GenerativeError(f"key must be a JAX PRNG key (jax.random.key or PRNGKey), got {key!r}") from e
+
+
+def fit(
+    problem: CNF,
+    data: Float[Array, "n d"],
+    *,
+    key: PRNGKeyArray,
+    steps: int = 1000,
+    batch_size: int = 1024,
+    learning_rate: float = 0.05,
+    lr_drop: float = 2.0,
+    drop_every: int = 0,
+    optimizer: optax.GradientTransformation | None = None,
+    potential: Potential | None = None,
+    width: int = 32,
+    depth: int = 2,
+    rank: int | None = None,
+    val: Float[Array, "m d"] | None = None,
+    eval_every: int = 50,
+    eval_steps: int | None = None,
+    eval_batch_size: int = 4096,
+    eval_train: bool = False,
+    checkpoint_dir=None,
+    checkpoint_every: int = 100,
+    resume: bool = True,
+    patience: int | None = None,
+    progress: bool = True,
+    callback: Callable[[dict], bool | None] | None = None,
+) -> GenerativeFit:
+    r"""Minimise the ``problem``'s objective over the potential Φ on ``data`` [n, d] by Adam
+    (``learning_rate``, divided by ``lr_drop`` every ``drop_every`` steps as in OT-Flow; 0 =
+    never) or by ``optimizer`` (any Optax transformation).
+
+    - The initial potential: ``potential``, or ``Potential(d, width, depth, rank, key=…)`` from
+      ``key``, in the data's precision (float64 under mfgx's default; float32 data → float32).
+    - Batches: ``batch_size`` rows per step without replacement, from fold_in(key, step).
+    - Evaluation every ``eval_every`` steps and at the end on ``val`` (and ``data`` if
+      ``eval_train``) with `evaluate` (exact trace, ``eval_steps`` steps, default the problem's);
+      the returned model has the best validation loss; ``patience`` evaluations without
+      improvement stop the fit.
+    - ``checkpoint_dir``: every ``checkpoint_every`` steps (and at the end) the parameters, the
+      optimiser state, the best parameters, the step and the history are written atomically;
+      with ``resume=True`` a later call continues from there and ends bitwise where an
+      uninterrupted run would (raise ``steps`` to train further). A checkpoint written with other
+      settings (problem, data, key, batch, optimiser, network) is refused.
+    - ``callback(record)`` runs after every step; returning True stops the fit.
+    """
+    if not isinstance(problem, CNF):
+        raise GenerativeError(f"problem must be a mfgx.generative.CNF, got {type(problem).__name__}")
+    if potential is not None and not isinstance(potential, Potential):
+        raise GenerativeError(f"potential must be a mfgx.generative.Potential, got {type(potential).__name__}")
+    if data is None:
+        raise GenerativeError("data must be an array [n, d], got None")
+    raw = np.asarray(data) if not isinstance(data, jax.Array) else data
+    if getattr(raw, "ndim", 0) != 2:
+        raise GenerativeError(f"data must have shape [n, d] (samples by dimension), got shape {np.shape(raw)}")
+    d = int(raw.shape[1])
+    if potential is not None:
+        dtype = jnp.result_type(potential.K0)
+    else:
+        dtype = jnp.float32 if raw.dtype == np.float32 else jax.dtypes.canonicalize_dtype(jnp.float64)
+    dim = d if potential is None else potential.dim
+    train = check_samples(raw, dim, "data", dtype)
+    if val is not None:
+        val = check_samples(val, dim, "val", dtype)
+    steps = _int("steps", steps, 0)
+    batch_size = _int("batch_size", batch_size, 1)
+    eval_every = _int("eval_every", eval_every, 1)
+    eval_batch_size = _int("eval_batch_size", eval_batch_size, 1)
+    checkpoint_every = _int("checkpoint_every", checkpoint_every, 1)
+    if eval_steps is not None:
+        _int("eval_steps", eval_steps, 1)
+    if patience is not None:
+        _int("patience", patience, 1)
+        if val is None:
+            raise GenerativeError("patience needs a validation set (val=...)")
+    if optimizer is None:
+        if isinstance(learning_rate, bool) or not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
+            raise GenerativeError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+        if isinstance(lr_drop, bool) or not (isinstance(lr_drop, (int, float)) and math.isfinite(lr_drop) and lr_drop > 0):
+            raise GenerativeError(f"lr_drop must be a finite number > 0, got {lr_drop!r}")
+        drop_every = _int("drop_every", drop_every, 0)
+        optimizer = _adam(float(learning_rate), float(lr_drop), drop_every)
+        opt_name = f"adam({float(learning_rate)!r}, lr_drop={float(lr_drop)!r}, drop_every={drop_every})"
+    else:
+        if not isinstance(optimizer, optax.GradientTransformation):
+            raise GenerativeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}")
+        opt_name = "custom"
+    N = train.shape[0]
+    B = min(batch_size, N)
+    key_list = _key_data(key)
+    init_key, train_key = jr.split(key)
+    if potential is None:
+        potential = Potential(d, width, depth, rank, key=init_key, dtype=dtype)
+    params, static = eqx.partition(potential, eqx.is_inexact_array)
+    opt_state = optimizer.init(params)
+    best_params = params
+    state = _training.new_state("step")
+    settings = {
+        "problem": problem.settings(), "dim": dim, "n_train": N, "n_val": 0 if val is None else int(val.shape[0]),
+        "data": _fingerprint(train), "val": None if val is None else _fingerprint(val), "batch_size": B,
+        "key": key_list, "optimizer": opt_name, "initial_potential": _fingerprint(params),
+        "width": potential.width, "depth": potential.depth, "rank": potential.rank, "dtype": str(jnp.dtype(dtype)),
+        "eval_steps": eval_steps,
+    }
+    if checkpoint_dir is not None and resume:
+        loaded = _training.resume(checkpoint_dir, (params, opt_state, best_params), settings, kind="generative", error=GenerativeError)
+        if loaded is not None:
+            state, (params, opt_state, best_params) = loaded
+
+    def checkpoint():
+        if checkpoint_dir is not None:
+            _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (params, opt_state, best_params), kind="generative")
+
+    def metrics(x):
+        return evaluate(Flow(eqx.combine(params, static), problem), x, n_steps=eval_steps, batch_size=eval_batch_size)
+
+    with progress_bar(progress, state["step"], steps, label="generative fit", unit="steps") as bar:
+        for s in _training.remaining(state, "step", steps):
+            t_start = time.perf_counter()
+            params, opt_state, value, (L, C, R), gnorm = _train_step(
+                params, static, opt_state, train, jr.fold_in(train_key, s), B, optimizer, problem
+            )
+            value = float(value)
+            seconds = time.perf_counter() - t_start
+            if not math.isfinite(value) or not math.isfinite(float(gnorm)):
+                raise GenerativeError(
+                    f"step {s + 1}: the training objective is {value} (gradient norm {float(gnorm)}); "
+                    "lower the learning rate, add steps (n_steps) or standardise the data"
+                )
+            done = s + 1
+            record: dict[str, Any] = {
+                "step": done, "loss": value, "L": float(L), "C": float(C), "R": float(R),
+                "grad_norm": float(gnorm), "seconds": seconds,
+            }
+            improved, stopped, save = _training.end_unit(
+                state, record, counter="step", total=steps, eval_every=eval_every, checkpoint_every=checkpoint_every,
+                evaluate=metrics, train=train, val=val, eval_train=eval_train, patience=patience, callback=callback,
+            )
+            if improved:
+                best_params = params
+            if save:
+                checkpoint()
+            bar.update(done, _training.info(value, record))
+            if stopped:
+                break
+
+    final = Flow(eqx.combine(params, static), problem)
+    selected, on = _training.select(state, "step", final, Flow(eqx.combine(best_params, static), problem), val is not None)
+    return GenerativeFit(selected, final, list(state["history"]), state["best_step"], on, state["step"], bool(state.get("stopped", False)))
