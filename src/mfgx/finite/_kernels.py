@@ -34,6 +34,15 @@ class AbstractKernel(eqx.Module):
     def push(self, t, m, params, joint: Float[Array, "S A"]) -> Float[Array, " S"]:
         return jnp.einsum("xa,xay->y", joint, self.matrix(t, m, params))
 
+    def check(self, t, m, params) -> tuple[Float[Array, ""], Float[Array, ""]]:
+        """(smallest probability, largest |row sum − 1|) of the kernel at (t, m): the runtime
+        validity check of `solve` along the solution (0, 0 for a kernel without a dense form)."""
+        try:
+            P = self.matrix(t, m, params)
+        except NotImplementedError:
+            return jnp.zeros(()), jnp.zeros(())
+        return P.min(), jnp.abs(P.sum(-1) - 1).max()
+
 
 class DenseKernel(AbstractKernel):
     """A kernel given as a function ``fn(t, m, θ) -> P[x, a, x']`` (rows sum to one)."""
@@ -96,6 +105,13 @@ class RateKernel(AbstractKernel):
         ga = jnp.moveaxis(g, 1, 0)  # [A, S, S]: generator when every state plays action a
         return jnp.moveaxis(jax.vmap(lambda q: step_matrix(q, self.dt, self.scheme))(ga), 0, 1)
 
+    def check(self, t, m, params):
+        """As `AbstractKernel.check`; a negative off-diagonal rate counts as a negative probability."""
+        q = self.rates(t, m, params)
+        off = jnp.where(jnp.eye(q.shape[0], dtype=bool)[:, None, :], jnp.inf, q)
+        low, err = super().check(t, m, params)
+        return jnp.minimum(low, off.min()), err
+
     def expect(self, t, m, params, v):
         if self.scheme == "euler":  # v + Δt Q v, without forming I
             return v[:, None] + self.dt * jnp.einsum("xay,y->xa", self.generator(t, m, params), v)
@@ -121,6 +137,11 @@ class NeighbourKernel(AbstractKernel):
 
     def expect(self, t, m, params, v):
         return (self._w(t, m, params) * v[self.dest]).sum(-1)
+
+    def check(self, t, m, params):
+        """As `AbstractKernel.check`, on the weights w[S, A, K] (O(S·A·K))."""
+        w = self._w(t, m, params)
+        return w.min(), jnp.abs(w.sum(-1) - 1).max()
 
     def push(self, t, m, params, joint):
         mass = joint[..., None] * self._w(t, m, params)

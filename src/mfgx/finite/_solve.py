@@ -18,10 +18,12 @@ from ._dynamics import evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame
 from ._control import ControlGame
 from ._solvers import AbstractSolver, FixedPoint, Softmax
+from ._validate import SIMPLEX_TOL
 
 
 class ConvergenceWarning(UserWarning):
-    """A solver stopped at ``max_steps`` before its residual reached ``tol``."""
+    """A solver stopped at ``max_steps`` before its residual reached ``tol``, or its solution is
+    not a valid population flow (see `Equilibrium.valid`)."""
 
 
 class NonSmoothWarning(UserWarning):
@@ -40,7 +42,11 @@ class Equilibrium(eqx.Module):
       `MirrorDescent(α, temperature=τ)`), the exploitability in the
       τ-entropy-regularised game (0 at its fixed point); equal to `exploitability` otherwise.
     - `steps`, `residual`, `converged`: the solver's iteration count, last residual and whether
-      ``residual <= tol`` was reached within ``max_steps``.
+      ``residual <= tol`` was reached within ``max_steps`` *and* the solution is `valid`.
+    - `valid`: the runtime invariants held along the solution: every row of the flow is finite,
+      ≥ −ε and sums to 1 within ε (ε = max(1e-6, 1000·machine ε)), and (with diagnostics) the
+      kernel at every (t, m_t) actually used has no negative probability (or rate) and rows summing
+      to 1. A kernel valid where the game was probed but not elsewhere is caught here.
     """
 
     flow: Float[Array, "T1 S"]
@@ -52,10 +58,49 @@ class Equilibrium(eqx.Module):
     steps: Int[Array, ""]
     residual: Float[Array, ""]
     converged: Bool[Array, ""]
+    valid: Bool[Array, ""]
 
 
-def _warn_if_not_converged(converged, steps, residual, name):
-    converged, steps, residual = map(np.asarray, (converged, steps, residual))
+def _mass_tol(dtype) -> float:
+    return max(SIMPLEX_TOL, 1e3 * float(jnp.finfo(dtype).eps))
+
+
+def _runtime_valid(game, eq: "Equilibrium", kernels: bool) -> Bool[Array, ""]:
+    """The invariants of `Equilibrium.valid` (no gradient flows through them)."""
+    flow = lax.stop_gradient(eq.flow)
+    eps = _mass_tol(flow.dtype)
+    ok = jnp.all(jnp.isfinite(flow)) & (flow.min() >= -eps) & (jnp.abs(flow.sum(-1) - 1).max() <= eps)
+    if kernels and isinstance(game, FiniteGame):
+        params = jax.tree_util.tree_map(lambda x: lax.stop_gradient(x) if eqx.is_array(x) else x, game.params)
+        mf = lax.stop_gradient(eq.mean_field)
+        n = 1 if game.stationary else game.horizon
+
+        def body(carry, xs):
+            t, m = xs
+            low, err = game.kernel.check(t, m, params)
+            return (jnp.minimum(carry[0], low), jnp.maximum(carry[1], err)), None
+
+        start = (jnp.asarray(jnp.inf, flow.dtype), jnp.asarray(0.0, flow.dtype))
+        (low, err), _ = lax.scan(body, start, (jnp.arange(n), mf[:n]))
+        ok = ok & (low >= -eps) & (err <= eps)
+    return ok
+
+
+def _warn_if_not_converged(converged, steps, residual, name, valid=True):
+    converged, steps, residual, valid = map(np.asarray, (converged, steps, residual, valid))
+    if not np.all(valid):
+        bad = np.flatnonzero(~np.broadcast_to(valid, converged.shape).ravel())
+        warnings.warn(
+            f"{name}: the solution of {bad.size} of {converged.size} game(s) is not a valid population flow: "
+            "mass left the probability simplex (negative or not summing to 1), or the transition kernel/jump "
+            "rates had a negative entry or rows not summing to 1 at some (t, μ) along the solution. The game "
+            "is invalid there although it passed the probe at construction: check the kernel/rates for every t "
+            "and μ (or use more time points / scheme='implicit' for Euler rates). Reported as not converged "
+            "(throw=True raises).",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+        return
     if not np.all(converged):
         bad = np.flatnonzero(~converged.ravel())
         warnings.warn(
@@ -133,8 +178,15 @@ def _solve(game: FiniteGame, solver: AbstractSolver, tol, max_steps: int, throw:
         eq = _finalise(game, solver, policy, steps, residual, tol)
     else:
         eq = _flow_only(game, mf, policy, steps, residual, tol)
+    valid = _runtime_valid(game, eq, kernels=diagnostics)
+    eq = eqx.tree_at(lambda e: (e.valid, e.converged), eq, (valid, eq.converged & valid))
     if throw:
-        flow = eqx.error_if(eq.flow, ~eq.converged, f"{type(solver).__name__} did not converge (residual > tol)")
+        flow = eqx.error_if(
+            eq.flow, ~valid,
+            f"{type(solver).__name__}: the solution is not a valid population flow (mass off the simplex, or a "
+            "kernel/rate entry negative or rows not summing to 1 at some (t, μ) along it)",
+        )
+        flow = eqx.error_if(flow, ~eq.converged, f"{type(solver).__name__} did not converge (residual > tol)")
         eq = eqx.tree_at(lambda e: e.flow, eq, flow)
     return eq
 
@@ -146,7 +198,8 @@ def _finalise(game, solver, policy, steps, residual, tol) -> Equilibrium:
     expl = exploitability(game, lax.stop_gradient(policy))
     tau = solver.regularisation()
     reg_expl = expl if tau is None else exploitability(game, lax.stop_gradient(policy), tau)
-    return Equilibrium(mu, mf, policy, value, expl, reg_expl, jnp.asarray(steps), residual, residual <= tol)
+    return Equilibrium(mu, mf, policy, value, expl, reg_expl, jnp.asarray(steps), residual, residual <= tol,
+                       jnp.asarray(True))
 
 
 def _flow_only(game, mf, policy, steps, residual, tol) -> Equilibrium:
@@ -159,7 +212,7 @@ def _flow_only(game, mf, policy, steps, residual, tol) -> Equilibrium:
         mu = mf if game.mean_field == "state" else propagate(game, policy)
     nan = jnp.full((), jnp.nan, mu.dtype)
     value = jnp.full(mu.shape, jnp.nan, mu.dtype)
-    return Equilibrium(mu, mf, policy, value, nan, nan, jnp.asarray(steps), residual, residual <= tol)
+    return Equilibrium(mu, mf, policy, value, nan, nan, jnp.asarray(steps), residual, residual <= tol, jnp.asarray(True))
 
 
 @eqx.filter_jit
@@ -167,7 +220,9 @@ def equilibrium_from_state(game: FiniteGame, solver: AbstractSolver, state, step
     """The `Equilibrium` of a solver state, exactly as `solve` reports it after ``steps`` steps.
 
     For loops run step by step outside `solve` (progress displays, custom stopping rules)."""
-    return _finalise(game, solver, solver.policy(game, state), steps, residual, tol)
+    eq = _finalise(game, solver, solver.policy(game, state), steps, residual, tol)
+    valid = _runtime_valid(game, eq, kernels=True)
+    return eqx.tree_at(lambda e: (e.valid, e.converged), eq, (valid, eq.converged & valid))
 
 
 def solve(
@@ -231,11 +286,11 @@ def solve(
     eq = _solve(game, solver, jnp.asarray(tol, game.mu0.dtype), max_steps, throw, adjoint, bool(diagnostics), guess)
     if throw:
         return eq
-    report = (eq.converged, eq.steps, eq.residual)
+    report = (eq.converged, eq.steps, eq.residual, eq.valid)
     if not diagnostics and any(isinstance(x, jax.core.Tracer) for x in report):
         return eq  # inner loops read eq.converged themselves: no host callback inside their compiled step
     if not any(isinstance(x, jax.core.Tracer) for x in report):
-        _warn_if_not_converged(*report, type(solver).__name__)
+        _warn_if_not_converged(*report[:3], type(solver).__name__, report[3])
         return eq
     # Under the caller's jit/vmap/grad: warn when the values exist, once for a whole vmapped batch.
     # The callback's zero output is threaded into the flow so that it is never dead code.
@@ -248,6 +303,6 @@ def solve(
     return eqx.tree_at(lambda e: e.flow, eq, eq.flow + lax.stop_gradient(zero)[..., None, None])
 
 
-def _warn_callback(converged, steps, residual, *, name):
-    _warn_if_not_converged(converged, steps, residual, name)
+def _warn_callback(converged, steps, residual, valid, *, name):
+    _warn_if_not_converged(converged, steps, residual, name, valid)
     return np.zeros(np.shape(residual), np.asarray(residual).dtype)
