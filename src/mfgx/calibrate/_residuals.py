@@ -49,7 +49,8 @@ def with_values(model: CalibrationModel, q) -> CalibrationModel:
     return eqx.tree_at(lambda m: m.path, model, model.path.with_values(q))
 
 
-def _one(model, q, a, y, mask, z, weighted: bool):
+def _one(model, q, a, y, mask, z, w):
+    """(r, converged, flow) of one trajectory; ``w`` [N, S]: fixed residual weights or None."""
     m = with_values(model, q)
     mu0 = None if a is None else jax.nn.softmax(jnp.concatenate([jnp.zeros(1, a.dtype), a]))
     eq = solve(m.game_for(y, mask, z, mu0), m.solver, tol=m.tol, max_steps=m.max_steps, adjoint=m.adjoint,
@@ -57,25 +58,31 @@ def _one(model, q, a, y, mask, z, weighted: bool):
     r = jnp.where(mask, eq.flow - y, 0.0)
     if a is None:
         r = r.at[0].set(0.0)
-    if weighted:
-        r = r / jnp.sqrt(jnp.maximum(jax.lax.stop_gradient(eq.flow), _WEIGHT_FLOOR))
-    return r, eq.converged
+    if w is not None:
+        r = r * w
+    return r, eq.converged, jax.lax.stop_gradient(eq.flow)
+
+
+def pearson_weights(flows) -> np.ndarray:
+    """w = 1/sqrt(max(μ̂, 1e-6)): the weights of compositional (Dirichlet) noise at the flows μ̂."""
+    return 1.0 / np.sqrt(np.maximum(np.asarray(flows), _WEIGHT_FLOOR))
 
 
 @eqx.filter_jit
-def residuals(model, q, A, y, mask, z, weighted: bool):
-    """r[K, N, S] and whether every solve converged."""
-    r, ok = jax.vmap(lambda a, yy, mm, zz: _one(model, q, a, yy, mm, zz, weighted))(A, y, mask, z)
-    return r, ok.all()
+def residuals(model, q, A, y, mask, z, W):
+    """r[K, N, S] (weights W[K, N, S] or None), whether every solve converged, flows[K, N, S]."""
+    r, ok, flow = jax.vmap(lambda a, yy, mm, zz, ww: _one(model, q, a, yy, mm, zz, ww))(A, y, mask, z, W)
+    return r, ok.all(), flow
 
 
 @eqx.filter_jit
-def jacobians(model, q, A, y, mask, z, weighted: bool):
-    """(r[K, N, S], J_q[K, N, S, P], J_a[K, N, S, S−1] or None, all converged) by forward mode."""
+def jacobians(model, q, A, y, mask, z, W):
+    """(r[K, N, S], J_q[K, N, S, P], J_a[K, N, S, S−1] or None, all converged) by forward mode, the
+    weights W held fixed."""
 
-    def one(a, yy, mm, zz):
+    def one(a, yy, mm, zz, ww):
         def f(qq, aa):
-            r, ok = _one(model, qq, aa, yy, mm, zz, weighted)
+            r, ok, _ = _one(model, qq, aa, yy, mm, zz, ww)
             return r, (r, ok)
 
         if a is None:
@@ -84,7 +91,7 @@ def jacobians(model, q, A, y, mask, z, weighted: bool):
         (Jq, Ja), (r, ok) = jax.jacfwd(f, argnums=(0, 1), has_aux=True)(q, a)
         return r, Jq, Ja, ok
 
-    r, Jq, Ja, ok = jax.vmap(one)(A, y, mask, z)
+    r, Jq, Ja, ok = jax.vmap(one)(A, y, mask, z, W)
     return r, Jq, Ja, ok.all()
 
 
@@ -136,13 +143,22 @@ def problem(obj, observations, initial: str, noise_model: str) -> tuple[Problem,
     return prob, jnp.ravel(model.path.values)
 
 
-def evaluate(prob: Problem, q, A):
-    r, ok = residuals(prob.model, q, A, prob.y, prob.mask, prob.z, prob.weighted)
-    return np.asarray(r), bool(ok)
+def evaluate(prob: Problem, q, A, W=None):
+    """(r, all converged, flows) at (q, A) with the weights W (None: unweighted)."""
+    r, ok, flow = residuals(prob.model, q, A, prob.y, prob.mask, prob.z, None if W is None else jnp.asarray(W))
+    return np.asarray(r), bool(ok), np.asarray(flow)
 
 
-def linearise(prob: Problem, q, A):
-    r, Jq, Ja, ok = jacobians(prob.model, q, A, prob.y, prob.mask, prob.z, prob.weighted)
+def weights_at(prob: Problem, q, A):
+    """The Pearson weights at (q, A) for a weighted problem (None otherwise), and convergence."""
+    if not prob.weighted:
+        return None, True
+    _, ok, flow = evaluate(prob, q, A)
+    return pearson_weights(flow), ok
+
+
+def linearise(prob: Problem, q, A, W=None):
+    r, Jq, Ja, ok = jacobians(prob.model, q, A, prob.y, prob.mask, prob.z, None if W is None else jnp.asarray(W))
     return Blocks(np.asarray(r), np.asarray(Jq), None if Ja is None else np.asarray(Ja)), bool(ok)
 
 
@@ -206,23 +222,33 @@ class Blocks:
 
 
 def polish(prob: Problem, q, A, *, free_q: bool, steps: int, rtol: float):
-    """Levenberg–Marquardt on ½‖r(q, A)‖² from (q, A) (A alone when ``free_q`` is False). Steps are
-    shortened to keep at least half the distance to the path's floor/ceiling; candidates whose solves
-    do not converge are rejected like those that raise the residual. Returns (q, A, Blocks at (q, A))."""
+    """Levenberg–Marquardt on ½‖r(q, A)‖² from (q, A) (A alone when ``free_q`` is False). With
+    Pearson weights it is iteratively reweighted: each step holds the weights of the current point
+    (a candidate is accepted if it lowers the residual under them; the weights are then recomputed),
+    so it converges to the quasi-likelihood equations Σ_k J_kᵀ W_k r_k = 0. Steps are shortened to
+    keep at least half the distance to the path's floor/ceiling; candidates whose solves do not
+    converge are rejected like those that raise the residual. Returns (q, A, Blocks at (q, A))."""
     lo, hi = prob.model.path.floor, prob.model.path.upper
-    blocks, ok = linearise(prob, q, A)
+    q, A = np.asarray(q), None if A is None else np.asarray(A)
+
+    def at(q, A):
+        W, ok = weights_at(prob, jnp.asarray(q), None if A is None else jnp.asarray(A))
+        blocks, ok2 = linearise(prob, jnp.asarray(q), None if A is None else jnp.asarray(A), W)
+        return W, blocks, ok and ok2
+
+    W, blocks, ok = at(q, A)
     if not ok:
         raise CalibrationError("the equilibrium did not converge at the starting values of the polish")
-    q, A, lam, fresh = np.asarray(q), None if A is None else np.asarray(A), 1e-3, True
     if A is None and not free_q:
         return q, A, blocks
+    lam, fresh = 1e-3, True
     for _ in range(steps):
         dq, dA = blocks.step(lam, free_q)
         cq = np.maximum(q + dq, lo + 0.5 * (q - lo))
         if hi is not None:
             cq = np.minimum(cq, hi - 0.5 * (hi - q))
         cA = None if A is None else A + dA
-        r_new, ok = evaluate(prob, jnp.asarray(cq), None if cA is None else jnp.asarray(cA))
+        r_new, ok, _ = evaluate(prob, jnp.asarray(cq), None if cA is None else jnp.asarray(cA), W)
         if ok and float((r_new**2).sum()) <= blocks.rss:
             small = np.max(np.abs(cq - q), initial=0.0) <= rtol * max(1.0, np.max(np.abs(q)))
             if cA is not None:
@@ -231,12 +257,12 @@ def polish(prob: Problem, q, A, *, free_q: bool, steps: int, rtol: float):
             fresh = False
             if small:
                 break
-            blocks, _ = linearise(prob, jnp.asarray(q), None if A is None else jnp.asarray(A))
+            W, blocks, _ = at(q, A)
             fresh = True
         else:
             lam *= 10
             if lam > 1e12:
                 break
     if not fresh:
-        blocks, _ = linearise(prob, jnp.asarray(q), None if A is None else jnp.asarray(A))
+        W, blocks, _ = at(q, A)
     return q, A, blocks
