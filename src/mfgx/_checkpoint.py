@@ -53,15 +53,46 @@ def load(
     if not target.exists():
         return None
     magic = _magic(kind)
+    size = target.stat().st_size
+    corrupt = f"checkpoint {target} is corrupt or truncated ({size} bytes)"
+    fix = "; delete it, or start over with resume=False (CLI: --restart)"
     with open(target, "rb") as f:
-        if f.read(len(magic)) != magic:
-            raise error(f"{target} is not an mfgx {kind} checkpoint")
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n).decode())
+        head = f.read(len(magic))
+        if head != magic:
+            if magic.startswith(head) or not head:
+                raise error(corrupt + ": it ends inside its magic line" + fix)
+            raise error(f"{target} is not an mfgx {kind} checkpoint" + fix)
+        raw = f.read(8)
+        if len(raw) != 8:
+            raise error(corrupt + ": no header length" + fix)
+        (n,) = struct.unpack("<Q", raw)
+        if n > size - len(magic) - 8:
+            raise error(corrupt + f": its header claims {n} bytes, more than the file holds" + fix)
+        try:
+            header = json.loads(f.read(n).decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise error(corrupt + f": unreadable header ({e})" + fix) from None
+        if not isinstance(header, dict) or not {"settings", "state"} <= set(header):
+            raise error(corrupt + ": its header lacks the settings and state" + fix)
+        remaining = size - f.tell()
+        expected = _leaf_bytes(like)
+        if remaining < expected:
+            raise error(corrupt + f": {remaining} bytes of arrays where this model needs at least {expected}" + fix)
         try:
             tree = eqx.tree_deserialise_leaves(f, like)
         except Exception as e:  # noqa: BLE001
+            if f.tell() >= size or not f.read(1):  # ran out of bytes: truncated
+                raise error(corrupt + ": its arrays end early" + fix) from None
             raise error(
-                f"checkpoint {target} does not match this model (different model or optimiser?): {e}"
+                f"checkpoint {target} does not match this model (different model or optimiser?): {e}" + fix
             ) from e
     return header, tree
+
+
+def _leaf_bytes(like) -> int:
+    """The bytes of the array leaves of ``like`` (their data; each also carries a small .npy header)."""
+    import jax
+    import numpy as np
+
+    return sum(int(np.prod(np.shape(x))) * np.dtype(getattr(x, "dtype", np.float64)).itemsize
+               for x in jax.tree_util.tree_leaves(like) if hasattr(x, "shape"))

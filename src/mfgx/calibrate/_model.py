@@ -28,6 +28,7 @@ from jaxtyping import Array, Float
 from ..finite import (
     AbstractAdjoint, AbstractSolver, ControlGame, FiniteGame, FixedPoint, ImplicitAdjoint, Neumann, RateKernel, solve,
 )
+from ..finite._precision import resolve_tol
 from ._errors import CalibrationError
 from ._iterate import on_iterate
 from ._paths import AbstractPath
@@ -102,7 +103,7 @@ class CalibrationModel(eqx.Module):
         to_params: Callable | None = None,
         solver: AbstractSolver = FixedPoint(0.0),
         *,
-        tol: float = 1e-10,
+        tol: float | None = None,
         max_steps: int = 500,
         adjoint: AbstractAdjoint | None = None,
         evaluate_on: Literal["observed", "iterate"] = "observed",
@@ -119,8 +120,9 @@ class CalibrationModel(eqx.Module):
             raise CalibrationError(f"solver must be an mfgx solver such as mfgx.FixedPoint(0.0), got {solver!r}")
         if evaluate_on not in ("observed", "iterate"):
             raise CalibrationError(f"evaluate_on must be 'observed' or 'iterate', got {evaluate_on!r}")
-        if not (tol >= 0 and isinstance(max_steps, int) and max_steps >= 1):
+        if not ((tol is None or tol >= 0) and isinstance(max_steps, int) and max_steps >= 1):
             raise CalibrationError(f"tol must be ≥ 0 and max_steps a positive int, got {tol!r}, {max_steps!r}")
+        tol = resolve_tol(tol, game.mu0.dtype, default=1e-10)
         if to_params is None:
             to_params = scalar_params if path.size == 1 else identity_params
         N, S = game.horizon + 1, game.n_states

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..finite import AbstractSolver, FixedPoint, solve
+from ..finite._precision import resolve_tol
 from ._errors import CalibrationError
 from ._iterate import on_iterate
 from ._model import game_times, identity_params, scalar_params
@@ -42,7 +43,7 @@ def simulate(
     *,
     to_params: Callable | None = None,
     solver: AbstractSolver = FixedPoint(0.0),
-    tol: float = 1e-12,
+    tol: float | None = None,
     max_steps: int = 1000,
     noise: float = 0.0,
     noisy_initial: bool = True,
@@ -52,6 +53,7 @@ def simulate(
 ) -> Observations:
     """Observations of the equilibria of ``game`` with θ = to_params(path(t, μ_t)) from each μ₀ in
     ``mu0`` [K, S]; ``path`` is an `AbstractPath` or any callable (t, μ) → γ[p]."""
+    tol = resolve_tol(tol, game.mu0.dtype, default=1e-12)
     mu0 = np.atleast_2d(np.asarray(mu0, dtype=float))
     if mu0.ndim != 2 or mu0.shape[1] != game.n_states:
         raise CalibrationError(f"mu0 must have shape [K, S] with S = {game.n_states}, got {mu0.shape}")

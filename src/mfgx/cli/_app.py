@@ -362,6 +362,12 @@ def solve(
         console.print(f"plot saved to [bold]{plot}[/]")
     if result.interrupted:
         raise typer.Exit(130)
+    if not result.converged:
+        reason = "the residual is NaN" if not np.isfinite(float(result.equilibrium.residual)) else (
+            "the solution is not a valid population flow" if not bool(result.equilibrium.valid)
+            else f"the residual did not reach --tol {tol:g} in {result.steps} steps")
+        console.print(f"[red]not converged:[/] {reason} (exit status 1)")
+        raise typer.Exit(1)
 
 
 def _plot_title(result: RunResult) -> str:

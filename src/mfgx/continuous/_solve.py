@@ -10,19 +10,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..finite import ConvergenceWarning
+from ..finite._precision import resolve_tol
 from ._errors import CFLError, is_traced
 from ._grid import GridMFG
 from ._gridsolve import AbstractGridSolver, GridSolution, solve_grid
 from ._lq import LQGame, Riccati, SystemicRisk, solve_lq
 
 
-def solve(problem, solver, *, tol: float = 1e-8, max_steps: int = 1000, throw: bool = False):
+def solve(problem, solver, *, tol: float | None = None, max_steps: int = 1000, throw: bool = False):
     """Solve a continuous-state mean-field game.
 
     - `LQGame` / `SystemicRisk` with `Riccati()` → `LQSolution` (closed form up to the ODE solve;
       `tol`, `max_steps`, `throw` do not apply: Diffrax raises if its own step budget runs out).
     - `GridMFG` with `Picard(damping)` or `FictitiousPlay()` → `GridSolution`. Iterates until the
-      residual sup_n ‖Φ(m)ⁿ − mⁿ‖_{L¹} ≤ ``tol`` or ``max_steps``; non-convergence gives
+      residual sup_n ‖Φ(m)ⁿ − mⁿ‖_{L¹} ≤ ``tol`` (default 1e-8; 10 machine ε in float32) or ``max_steps``; non-convergence gives
       ``converged=False`` and a `ConvergenceWarning` (``throw=True``: an error). A violated CFL
       condition of the explicit scheme (Δt · max out-rate > 1) raises `CFLError`, naming the n_t
       that would satisfy it.
@@ -40,8 +41,7 @@ def solve(problem, solver, *, tol: float = 1e-8, max_steps: int = 1000, throw: b
                             f"mfgx.continuous.FictitiousPlay(), got {type(solver).__name__}")
         if not (isinstance(max_steps, int) and max_steps >= 1):
             raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
-        if isinstance(tol, (int, float)) and not tol >= 0:
-            raise ValueError(f"tol must be non-negative, got {tol!r}")
+        tol = resolve_tol(tol, problem.m0.dtype)
         sol = solve_grid(problem, solver, jnp.asarray(tol, problem.m0.dtype), jnp.asarray(max_steps))
         return _report(problem, solver, sol, throw)
     raise TypeError(f"solve expects an LQGame, SystemicRisk or GridMFG, got {type(problem).__name__}")

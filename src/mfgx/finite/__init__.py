@@ -5,6 +5,7 @@ from ._control import ControlGame, individual_value, social_cost
 from ._dynamics import best_response, evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame, rate_game
 from ._neumann import Neumann
+from ._precision import PrecisionWarning
 from ._kernels import AbstractKernel, DenseKernel, NeighbourKernel, RateKernel
 from ._solve import (
     ConvergenceWarning,
@@ -37,6 +38,7 @@ __all__ = [
     "AbstractSolver",
     "ConvergenceWarning",
     "NonSmoothWarning",
+    "PrecisionWarning",
     "DenseKernel",
     "Equilibrium",
     "equilibrium_from_state",

@@ -58,8 +58,21 @@ def best_response(game: FiniteGame, mf, temperature=None):
     return pi, q, v
 
 
+def check_temperature(temperature) -> None:
+    """Raise unless ``temperature`` is None (exact) or, when concrete, a positive finite number."""
+    if temperature is None or isinstance(temperature, jax.core.Tracer):
+        return
+    try:
+        value = float(temperature)
+    except (TypeError, ValueError):
+        raise ValueError(f"temperature must be None or a positive number, got {temperature!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise ValueError(f"temperature must be positive and finite (or None for the exact game), got {temperature!r}")
+
+
 def _greedy(temperature):
     """(V, π) from Q: max and uniform over the maximisers, or τ·logsumexp(Q/τ) and softmax(Q/τ)."""
+    check_temperature(temperature)
     if temperature is None:
 
         def pick(q, _=None):  # exact ties share the mass equally (as mfglib's greedy policy)
@@ -83,6 +96,7 @@ def evaluate(game: FiniteGame, policy: Policy, mf, temperature=None):
     value of the entropy-regularised game, whose best response is the softmax one).
     """
     check_distribution(policy, "policy", (game.horizon + 1, game.n_states, game.n_actions))
+    check_temperature(temperature)
     if game.stationary:
         v = _stationary_value(game, policy[0], mf[0], temperature)
         return _stationary_q(game, mf[0], v)[None], v[None]

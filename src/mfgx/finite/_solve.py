@@ -18,6 +18,7 @@ from ._dynamics import evaluate, exploitability, propagate, uniform_policy
 from ._game import FiniteGame
 from ._control import ControlGame
 from ._solvers import AbstractSolver, FixedPoint, Softmax
+from ._precision import resolve_tol
 from ._validate import SIMPLEX_TOL
 
 
@@ -229,7 +230,7 @@ def solve(
     game: FiniteGame,
     solver: AbstractSolver,
     *,
-    tol: float = 1e-8,
+    tol: float | None = None,
     max_steps: int = 1000,
     throw: bool = False,
     adjoint: AbstractAdjoint = ImplicitAdjoint(),
@@ -239,7 +240,8 @@ def solve(
     """Solve a mean-field game.
 
     Runs ``solver.step`` in a `jax.lax.while_loop` until its residual is ≤ ``tol`` or ``max_steps``
-    iterations have run. Non-convergence is reported: ``Equilibrium.converged`` is False and a
+    iterations have run. ``tol`` defaults to 1e-8 in float64 and 1.2e-6 (10 machine ε) in float32; a
+    tolerance below 10 machine ε of the game's dtype is raised to it with a `PrecisionWarning`. Non-convergence is reported: ``Equilibrium.converged`` is False and a
     `ConvergenceWarning` is issued, or an error is raised when ``throw=True``.
 
     Jit-compiled; `jax.vmap` it over games that differ in arrays only (e.g. ``game.with_params``).
@@ -272,8 +274,7 @@ def solve(
         raise TypeError(f"solve expects a solver such as mfgx.FixedPoint(), got {type(solver).__name__}")
     if not (isinstance(max_steps, int) and max_steps >= 1):
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
-    if isinstance(tol, (int, float)) and not tol >= 0:
-        raise ValueError(f"tol must be non-negative, got {tol!r}")
+    tol = resolve_tol(tol, game.mu0.dtype)
     if not isinstance(adjoint, AbstractAdjoint):
         raise TypeError(f"adjoint must be ImplicitAdjoint() or UnrolledAdjoint(), got {adjoint!r}")
     if guess is not None:

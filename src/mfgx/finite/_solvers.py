@@ -12,6 +12,7 @@ import abc
 
 import equinox as eqx
 import jax
+import numpy as np
 import jax.numpy as jnp
 
 from ._dynamics import best_response, propagate, score, uniform_policy
@@ -53,13 +54,26 @@ class AbstractSolver(eqx.Module):
         return jax.lax.stop_gradient(self.policy(game, state))
 
 
+def _concrete(value):
+    """``value`` as a float when it is a concrete scalar (Python, NumPy or JAX), else None (traced)."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    try:
+        a = np.asarray(value)
+    except Exception:  # noqa: BLE001
+        return None
+    return float(a) if a.size == 1 and np.issubdtype(a.dtype, np.number) else None
+
+
 def _check_unit_interval(name, value, upper_open=True):
-    if isinstance(value, (int, float)) and not (0 <= value < 1 if upper_open else 0 < value <= 1):
+    v = _concrete(value)
+    if v is not None and not (0 <= v < 1 if upper_open else 0 < v <= 1):
         raise ValueError(f"{name} must be in {'[0, 1)' if upper_open else '(0, 1]'}, got {value}")
 
 
 def _check_positive(name, value):
-    if isinstance(value, (int, float)) and not value > 0:
+    v = _concrete(value)
+    if v is not None and not v > 0:
         raise ValueError(f"{name} must be positive, got {value}")
 
 
@@ -186,7 +200,7 @@ class MirrorDescent(_PolicySolver):
         if self.temperature is not None:
             _check_positive("temperature", self.temperature)
             rate = self.learning_rate * self.temperature
-            if isinstance(rate, (int, float)) and not rate < 1:
+            if _concrete(rate) is not None and not _concrete(rate) < 1:
                 raise ValueError(f"learning_rate × temperature must be < 1, got {rate:g}")
 
     def regularisation(self):

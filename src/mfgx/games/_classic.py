@@ -15,6 +15,7 @@ from jaxtyping import Array
 from ..finite import FiniteGame
 from ._build import Constant, deterministic_moves, grid_kernel
 from ._mfglib import beach_bar, left_right, rock_paper_scissors, susceptible_infected  # noqa: F401  (moved)
+from ._checked import checked
 
 
 class _CongestionReward(eqx.Module):
@@ -27,6 +28,7 @@ class _CongestionReward(eqx.Module):
         return self.base - jnp.log(mu + self.log_eps)[:, None]
 
 
+@checked
 def crowd_ring(n: int = 100, T: int = 50, move_cost: float = 1.0, log_eps: float = 1e-25) -> FiniteGame:
     r"""Crowd modelling on a ring of ``n`` cells (OpenSpiel's 1-D crowd game, with the current action).
 
@@ -47,6 +49,7 @@ class _TwoStateReward(eqx.Module):
         return jnp.repeat((-c * mu)[:, None], 2, axis=1)
 
 
+@checked
 def two_state_congestion(T: int = 3, costs=(1.0, 2.0), mu0=(0.5, 0.5)) -> FiniteGame:
     r"""Two places, each agent picks where to be next: P(x′ = a | x, a) = 1, r_t(x, a) = −c_x μ_t(x).
 

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from ..finite import FiniteGame, rate_game
+from ._checked import checked
 
 
 def at(path, t, dt, value_ndim: int = 0):
@@ -52,6 +53,7 @@ def _zero_terminal(mu, theta):
     return jnp.zeros_like(mu)
 
 
+@checked
 def sir(
     beta=0.4,
     gamma=0.125,
@@ -119,6 +121,7 @@ class _CyberCost(eqx.Module):
         return jnp.repeat(f[:, None], 2, axis=1)
 
 
+@checked
 def cybersecurity(
     theta=CYBER_BASE,
     mu0=(0.25, 0.25, 0.25, 0.25),
@@ -199,6 +202,7 @@ def _power(x, p):
     return x**p
 
 
+@checked
 def lq_rates(
     gamma=1.55,
     d: int = 3,

@@ -9,6 +9,7 @@ from jaxtyping import Array
 
 from ..finite import FiniteGame
 from ._build import grid_kernel
+from ._checked import checked
 
 MOVES_2D = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # stay, down, up, right, left (row, column)
 
@@ -25,6 +26,7 @@ class _GridCrowdReward(eqx.Module):
         return self.attraction[:, None] - cost[None, :] - jnp.log(mu + self.log_eps)[:, None]
 
 
+@checked
 def crowd_grid(
     n: int = 32, T: int = 50, noise: float = 0.2, move_cost: float = 0.01, attraction: float = 1.0,
     periodic: bool = True, log_eps: float = 1e-25,

@@ -33,6 +33,7 @@ from jaxtyping import Array
 
 from ..finite import FiniteGame, GameError, NeighbourKernel
 from ._build import Constant, deterministic_moves
+from ._checked import checked
 
 DATA = pathlib.Path(__file__).resolve().parent / "data" / "mfglib_seed0.json"
 
@@ -85,6 +86,7 @@ class _LogCongestion(eqx.Module):
 # ---------------------------------------------------------------------------------------------
 
 
+@checked
 def beach_bar(
     T: int = 2, n: int = 4, bar_loc: int = 2, log_eps: float = 1e-20, p_still: float = 0.5, mu0=None
 ) -> FiniteGame:
@@ -158,6 +160,7 @@ class _LQReward(eqx.Module):
         return jnp.where(t == self.T, terminal, running)
 
 
+@checked
 def linear_quadratic(
     T: int = 3,
     el: int = 5,
@@ -210,6 +213,7 @@ class _SIKernel(eqx.Module):
         return jnp.array([[[1 - inf, inf], [1.0, 0.0]], [[0.3, 0.7], [0.3, 0.7]]], dtype=mu.dtype)
 
 
+@checked
 def susceptible_infected(T: int = 50, mu0=(0.4, 0.6)) -> FiniteGame:
     r"""Susceptible–infected (mfglib ``Environment.susceptible_infected``; Cui & Koeppl 2021).
 
@@ -232,6 +236,7 @@ class _LinearReward(eqx.Module):
         return jnp.repeat((self.W @ mu)[:, None], self.n_actions, axis=1)
 
 
+@checked
 def left_right(mu0=(1.0, 0.0, 0.0)) -> FiniteGame:
     r"""Left–right (mfglib ``Environment.left_right``; Cui & Koeppl 2021). T = 1.
 
@@ -243,6 +248,7 @@ def left_right(mu0=(1.0, 0.0, 0.0)) -> FiniteGame:
     return FiniteGame(jnp.asarray(mu0, float), Constant(P), _LinearReward(W, 2), 1)
 
 
+@checked
 def rock_paper_scissors(T: int = 1, mu0=(1.0, 0.0, 0.0, 0.0)) -> FiniteGame:
     r"""Rock–paper–scissors (mfglib ``Environment.rock_paper_scissors``; Cui & Koeppl 2021).
 
@@ -283,6 +289,7 @@ def mfglib_bar_path(T: int = 3, torus_l: int = 20, torus_w: int = 20, loc_change
     return locs[: T + 1]
 
 
+@checked
 def crowd_motion(
     T: int = 3,
     torus_l: int = 20,
@@ -342,6 +349,7 @@ class _EvacuationReward(eqx.Module):
         return jnp.repeat(r[:, None], self.n_actions, axis=1)
 
 
+@checked
 def building_evacuation(
     T: int = 3,
     n_floor: int = 5,
@@ -417,6 +425,7 @@ class _TreasureReward(eqx.Module):
         return jnp.where(t == 0, jnp.zeros_like(rt), rt)
 
 
+@checked
 def conservative_treasure_hunting(
     T: int = 5, n: int = 3, r=(1.0, 1.0, 1.0), c=(1.0, 1.0, 1.0, 1.0, 1.0), mu0=None
 ) -> FiniteGame:
@@ -467,6 +476,7 @@ class _RandomLinearReward(eqx.Module):
         return self.r1 @ L + self.r2
 
 
+@checked
 def random_linear(T: int = 3, n: int = 5, m: float = 10.0, seed: int = 0, mu0=None, draws=None) -> FiniteGame:
     r"""Random linear (mfglib ``Environment.random_linear``): reward and transition logits affine in L_t.
 
@@ -515,6 +525,7 @@ class _PriceReward(eqx.Module):
         return price * self.q[None, :] + self.base
 
 
+@checked
 def equilibrium_price(
     T: int = 4,
     s_inv: int = 3,

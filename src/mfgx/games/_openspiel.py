@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from ._checked import checked
 from ..finite import (
     DenseKernel,
     FiniteGame,
@@ -278,6 +279,7 @@ def _horizon(horizon) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+@checked
 def crowd_modelling_2d(
     size: int = 10,
     horizon: int = 10,
@@ -374,6 +376,7 @@ def crowd_modelling_2d(
     return FiniteGame(jnp.asarray(mu0), kernel, reward, T)
 
 
+@checked
 def crowd_modelling_2d_four_rooms(horizon: int = 40, **kwargs) -> FiniteGame:
     """OpenSpiel's ``crowd_modelling_2d_four_rooms`` setting: `crowd_modelling_2d` on the 13x13
     grid `FOUR_ROOMS` (104 free cells), H = 40, start (1, 1), ``only_distribution_reward=True``:
@@ -386,6 +389,7 @@ def crowd_modelling_2d_four_rooms(horizon: int = 40, **kwargs) -> FiniteGame:
     return crowd_modelling_2d(13, horizon, forbidden_states=grid_forbidden(FOUR_ROOMS), initial_distribution=[((1, 1), 1.0)], **kwargs)
 
 
+@checked
 def crowd_modelling_2d_maze(horizon: int = 100, **kwargs) -> FiniteGame:
     """OpenSpiel's ``crowd_modelling_2d_maze`` setting: `crowd_modelling_2d` on the 22x22 grid
     `MAZE` (259 free cells), H = 100, start (1, 1), ``only_distribution_reward=True``."""
@@ -398,6 +402,7 @@ def crowd_modelling_2d_maze(horizon: int = 100, **kwargs) -> FiniteGame:
 # ---------------------------------------------------------------------------------------------
 
 
+@checked
 def crowd_modelling(size: int = 10, horizon: int = 10, *, openspiel_cache: bool = False) -> FiniteGame:
     r"""OpenSpiel's 1-D ``mfg_crowd_modelling`` / ``python_mfg_crowd_modelling`` (identical numbers).
 
@@ -436,6 +441,7 @@ def crowd_modelling(size: int = 10, horizon: int = 10, *, openspiel_cache: bool 
 # ---------------------------------------------------------------------------------------------
 
 
+@checked
 def periodic_aversion(
     size: int = 21,
     horizon: int = 20,
@@ -504,6 +510,7 @@ def _garnet_data():
     return data, np.asarray(data["transition"]), np.asarray(data["probability"]), reward
 
 
+@checked
 def garnet(horizon: int = 10, *, eta: float = 1.0, openspiel_cache: bool = False) -> FiniteGame:
     r"""OpenSpiel's ``mfg_garnet`` with its default random structure (size 10, 3 actions, 3 chance
     outcomes, sparsity 1, seed 0), read from OpenSpiel (``data/openspiel_garnet_seed0.json``, made
@@ -613,6 +620,7 @@ class _LQCacheReward(eqx.Module):
         return jnp.broadcast_to(r[:, None], (mu.shape[0], self.n_actions))
 
 
+@checked
 def mean_field_lin_quad(
     size: int = 10,
     horizon: int = 10,
@@ -774,6 +782,7 @@ def _grid_populations(N, H, init, forbidden, geometry, noise_probability, matrix
     return FiniteGame(jnp.asarray(mu0), kernel, reward, T)
 
 
+@checked
 def predator_prey(
     size: int = 5,
     horizon: int = 10,
@@ -820,6 +829,7 @@ def predator_prey(
     )
 
 
+@checked
 def crowd_avoidance(
     horizon: int = 10,
     *,

@@ -1,0 +1,123 @@
+"""A catalogue of bad inputs: each gets a clear error naming the problem (type and message), never a
+silent wrong answer or an obscure crash. Cheap cases only (each well under a second after imports)."""
+
+from __future__ import annotations
+
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import mfgx
+from mfgx import _checkpoint
+from mfgx.cli import app
+from mfgx.finite._precision import resolve_tol
+
+G = mfgx.games.two_state_congestion()
+PI = mfgx.uniform_policy(G)
+
+CASES = [
+    # (id, callable, exception type, message regex)
+    ("exploitability negative temperature", lambda: mfgx.exploitability(G, PI, temperature=-1.0), ValueError, "temperature must be positive"),
+    ("exploitability nan temperature", lambda: mfgx.exploitability(G, PI, temperature=float("nan")), ValueError, "temperature must be positive"),
+    ("exploitability zero temperature", lambda: mfgx.exploitability(G, PI, temperature=0.0), ValueError, "temperature"),
+    ("evaluate negative temperature", lambda: mfgx.evaluate(G, PI, mfgx.propagate(G, PI), temperature=-2.0), ValueError, "temperature"),
+    ("Softmax numpy negative", lambda: mfgx.Softmax(np.float32(-1)), ValueError, "temperature must be positive"),
+    ("Softmax jax negative", lambda: mfgx.Softmax(jnp.asarray(-0.5)), ValueError, "temperature must be positive"),
+    ("FixedPoint numpy damping 1.5", lambda: mfgx.FixedPoint(np.float64(1.5)), ValueError, "damping must be in"),
+    ("FixedPoint damping 1", lambda: mfgx.FixedPoint(1.0), ValueError, "damping must be in"),
+    ("MirrorDescent numpy negative rate", lambda: mfgx.MirrorDescent(np.float32(-1)), ValueError, "must be positive"),
+    ("crowd_ring n=0", lambda: mfgx.games.crowd_ring(n=0), mfgx.GameError, r"crowd_ring: n must be an integer ≥ 1, got 0"),
+    ("crowd_ring n=-3", lambda: mfgx.games.crowd_ring(n=-3), mfgx.GameError, "n must be an integer"),
+    ("crowd_ring T=True", lambda: mfgx.games.crowd_ring(T=True), mfgx.GameError, "T must be an integer"),
+    ("sir n_points=1", lambda: mfgx.games.sir(n_points=1), mfgx.GameError, r"sir: n_points must be an integer ≥ 2"),
+    ("sir T=nan", lambda: mfgx.games.sir(T=float("nan")), mfgx.GameError, "T must be finite"),
+    ("sir T=0", lambda: mfgx.games.sir(T=0.0), mfgx.GameError, "T must be positive"),
+    ("sir n_alpha=2.5", lambda: mfgx.games.sir(n_alpha=2.5), mfgx.GameError, "n_alpha must be an integer"),
+    ("beach_bar n string", lambda: mfgx.games.beach_bar(n="4"), mfgx.GameError, "n must be an integer"),
+    ("lq_rates d=0", lambda: mfgx.games.lq_rates(d=0), mfgx.GameError, "d must be an integer ≥ 1"),
+    ("lq_rates T=inf", lambda: mfgx.games.lq_rates(T=float("inf")), mfgx.GameError, "T must be finite"),
+    ("garnet horizon=0", lambda: mfgx.games.garnet(horizon=0), mfgx.GameError, "horizon must be an integer ≥ 1"),
+    ("solve negative tol", lambda: mfgx.solve(G, mfgx.FixedPoint(), tol=-1.0), ValueError, "tol must be non-negative"),
+    ("solve max_steps 0", lambda: mfgx.solve(G, mfgx.FixedPoint(), max_steps=0), ValueError, "max_steps must be a positive int"),
+    ("solve non-game", lambda: mfgx.solve("beach_bar", mfgx.FixedPoint()), TypeError, "expects a FiniteGame"),
+    ("solve non-solver", lambda: mfgx.solve(G, "fixed_point"), TypeError, "expects a solver"),
+    ("solve guess wrong shape", lambda: mfgx.solve(G, mfgx.FixedPoint(), guess=jnp.zeros(3)), ValueError, "guess must be a mean-field flow"),
+]
+
+
+@pytest.mark.parametrize("call,exc,match", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_gives_a_clear_error(call, exc, match):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(exc, match=match):
+            call()
+
+
+def test_tolerance_below_the_dtype_is_raised_with_a_warning():
+    with pytest.warns(mfgx.PrecisionWarning, match="below what float32 can resolve"):
+        assert resolve_tol(1e-12, jnp.float32) == pytest.approx(10 * np.finfo(np.float32).eps)
+    assert resolve_tol(None, jnp.float32) == pytest.approx(10 * np.finfo(np.float32).eps)
+    assert resolve_tol(None, jnp.float64) == 1e-8 and resolve_tol(1e-12, jnp.float64) == 1e-12
+
+
+@pytest.mark.parametrize("cut", ["empty", "magic", "length", "header", "arrays"])
+def test_corrupt_checkpoints_are_named_as_such(tmp_path, cut):
+    tree = (jnp.arange(50.0), {"w": jnp.ones((4, 4))})
+    path = _checkpoint.save(tmp_path, {"settings": {"a": 1}, "state": {"epoch": 3}}, tree)
+    raw = path.read_bytes()
+    magic_len = len(_checkpoint._magic("calibration"))
+    keep = {"empty": 0, "magic": magic_len - 3, "length": magic_len + 4, "header": magic_len + 12, "arrays": len(raw) - 100}[cut]
+    path.write_bytes(raw[:keep])
+    with pytest.raises(ValueError, match="corrupt or truncated.*resume=False"):
+        _checkpoint.load(tmp_path, tree)
+    assert _checkpoint.load(tmp_path.parent, tree) is None  # no checkpoint there: nothing to resume
+
+
+def test_checkpoint_with_a_huge_declared_header(tmp_path):
+    tree = (jnp.arange(5.0),)
+    path = _checkpoint.save(tmp_path, {"settings": {}, "state": {}}, tree)
+    raw = bytearray(path.read_bytes())
+    m = len(_checkpoint._magic("calibration"))
+    raw[m:m + 8] = (2**40).to_bytes(8, "little")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="claims 1099511627776 bytes"):
+        _checkpoint.load(tmp_path, tree)
+
+
+def test_checkpoint_of_another_kind(tmp_path):
+    _checkpoint.save(tmp_path, {"settings": {}, "state": {}}, (jnp.ones(3),), kind="neural")
+    with pytest.raises(ValueError, match="not an mfgx calibration checkpoint"):
+        _checkpoint.load(tmp_path, (jnp.ones(3),))
+
+
+RUN = CliRunner()
+
+
+def _plain(text: str) -> str:
+    """CLI output without Rich's box drawing, whitespace collapsed (messages wrap inside boxes)."""
+    return " ".join(text.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())
+
+
+@pytest.mark.parametrize("args,match", [
+    (["solve", "crowd_ring", "-p", "n=0"], "n must be an integer ≥ 1"),
+    (["solve", "sir", "-p", "n_points=1"], "n_points must be an integer ≥ 2"),
+    (["solve", "beach_bar", "-p", "nope=3"], "has no argument nope"),
+    (["solve", "no_such_game"], "no_such_game"),
+    (["solve", "beach_bar", "--solver", "fixed-point", "--temperature", "0.1"], "does not apply"),
+    (["solve", "beach_bar", "--solver", "softmax", "--temperature", "-1"], "temperature must be positive"),
+])
+def test_cli_bad_arguments_exit_2_with_the_reason(args, match):
+    result = RUN.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert match in _plain(result.output), result.output
+
+
+def test_cli_solve_exit_status_follows_convergence():
+    ok = RUN.invoke(app, ["solve", "two_state_congestion", "--solver", "softmax", "--temperature", "0.5",
+                          "--damping", "0.5", "--steps", "300"])
+    assert ok.exit_code == 0 and "converged" in ok.output, ok.output
+    bad = RUN.invoke(app, ["solve", "two_state_congestion", "--solver", "fixed-point", "--steps", "2"])
+    assert bad.exit_code == 1 and "not converged" in bad.output, bad.output
