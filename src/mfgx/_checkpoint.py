@@ -43,11 +43,13 @@ def save(directory, header: dict[str, Any], tree, *, kind: str = "calibration") 
 
 
 def load(
-    directory, like, *, kind: str = "calibration", error: type[Exception] = ValueError
+    directory, like, *, kind: str = "calibration", error: type[Exception] = ValueError, check=None
 ) -> tuple[dict[str, Any], Any] | None:
     """(header, tree) from ``directory``, with leaves shaped like ``like``; None if no checkpoint.
 
-    Raises ``error`` if the file is not a checkpoint of this ``kind`` or its leaves do not match ``like``.
+    ``check(header)`` runs before the arrays are read (e.g. to refuse other settings, whose arrays
+    may not fit ``like``). Raises ``error`` if the file is not a checkpoint of this ``kind``, is
+    corrupt or truncated, or its leaves do not match ``like``.
     """
     target = checkpoint_path(directory)
     if not target.exists():
@@ -74,6 +76,8 @@ def load(
             raise error(corrupt + f": unreadable header ({e})" + fix) from None
         if not isinstance(header, dict) or not {"settings", "state"} <= set(header):
             raise error(corrupt + ": its header lacks the settings and state" + fix)
+        if check is not None:
+            check(header)
         remaining = size - f.tell()
         expected = _leaf_bytes(like)
         if remaining < expected:

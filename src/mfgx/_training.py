@@ -24,19 +24,21 @@ def new_state(counter: str) -> dict[str, Any]:
 def resume(checkpoint_dir, like, settings: dict, *, kind: str, error: type[Exception]):
     """(state, tree) from the checkpoint in ``checkpoint_dir``, None if there is none; raises
     ``error`` naming the settings that differ if it was written with other ``settings``."""
-    loaded = _checkpoint.load(checkpoint_dir, like, kind=kind, error=error)
+    def check(header):
+        old = header.get("settings", {})
+        if old != settings:
+            changed = sorted(k for k in set(old) | set(settings) if old.get(k, "(absent)") != settings.get(k, "(absent)"))
+            what = ", ".join(f"{k} ({_show(old.get(k, '(absent)'))} → {_show(settings.get(k, '(absent)'))})" for k in changed)
+            raise error(
+                f"the checkpoint in {checkpoint_dir} was written by a run with other settings; changed: {what}. "
+                "Nothing was reused: use another checkpoint_dir (or output folder), or resume=False (CLI: --restart) "
+                "to start over"
+            )
+
+    loaded = _checkpoint.load(checkpoint_dir, like, kind=kind, error=error, check=check)
     if loaded is None:
         return None
     header, tree = loaded
-    old = header.get("settings", {})
-    if old != settings:
-        changed = sorted(k for k in set(old) | set(settings) if old.get(k, "(absent)") != settings.get(k, "(absent)"))
-        what = ", ".join(f"{k} ({_show(old.get(k, '(absent)'))} → {_show(settings.get(k, '(absent)'))})" for k in changed)
-        raise error(
-            f"the checkpoint in {checkpoint_dir} was written by a run with other settings; changed: {what}. "
-            "Nothing was reused: use another checkpoint_dir (or output folder), or resume=False (CLI: --restart) "
-            "to start over"
-        )
     return header["state"], tree
 
 

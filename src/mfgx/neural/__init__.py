@@ -17,6 +17,12 @@ arXiv 2504.13228, with the improvements listed in the project's science note neu
   `sinkhorn`, `sinkhorn_divergence`, `wasserstein_1d`.
 - Games: `meeting`/`meeting_data`, `el_farol`/`el_farol_data`, `sir` (`SIRDrift`,
   `SusceptibleShare`).
+- Known hidden terms (the test of a neural MFG: does f_φ recover them?): `hidden_conformity`
+  (`Conformity`: k(m − xᵢ)), `hidden_congestion` (`Congestion`: speed (1 − cρ_h(xᵢ))·b);
+  `game_data` simulates a game with its hidden term into `PathData`; `correction_recovery` (R²
+  of f_φ against the term on held-out clouds); `input_scaling` (unit-scale network inputs);
+  a correction's ``at(t, x, population)`` / `AgentMLP.term` (t, x, s) read it back as a function
+  (plots: `mfgx.plot.plot_correction`).
 """
 
 from ._data import PathData
@@ -33,6 +39,15 @@ from ._games import (
     meeting,
     meeting_data,
     sir,
+)
+from ._hidden import (
+    Conformity,
+    Congestion,
+    correction_recovery,
+    game_data,
+    hidden_conformity,
+    hidden_congestion,
+    input_scaling,
 )
 from ._losses import (
     MMD,
@@ -70,6 +85,8 @@ __all__ = [
     "AbstractStatistic",
     "AgentDiffusion",
     "AgentMLP",
+    "Conformity",
+    "Congestion",
     "ConstantDiffusion",
     "CostGradient",
     "ElFarolData",
@@ -96,10 +113,15 @@ __all__ = [
     "SusceptibleShare",
     "TimeGrid",
     "Wasserstein1D",
+    "correction_recovery",
     "el_farol",
     "el_farol_data",
     "evaluate",
     "fit",
+    "game_data",
+    "hidden_conformity",
+    "hidden_congestion",
+    "input_scaling",
     "meeting",
     "meeting_data",
     "mmd",

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import math
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -28,12 +29,12 @@ import jax.tree_util as jtu
 import numpy as np
 import optax
 
-from .. import _checkpoint, _training
+from .. import _checkpoint, _fingerprint, _training
 from .._progress import progress_bar
 from ._data import PathData
 from ._errors import NeuralError
 from ._losses import AbstractDistance
-from ._model import ParticleSDE
+from ._model import ParticleSDE, _AgentNet
 from ._simulate import Integrator, TimeGrid, _solve, check_covariates, check_simulation, check_x0, time_grid
 from ._statistics import AbstractStatistic
 
@@ -231,9 +232,52 @@ def trainable_filter(model: ParticleSDE, trainable: Callable | None):
 
 
 @functools.lru_cache(maxsize=16)
-def _adam(learning_rate: float) -> optax.GradientTransformation:
-    """One optax.adam per learning rate, so that repeated fits reuse the compiled step."""
+def _adam(learning_rate: float, schedule: str = "constant", steps: int = 0) -> optax.GradientTransformation:
+    """One optax.adam per (learning rate, schedule, steps), so that repeated fits reuse the compiled step."""
+    if schedule == "cosine":
+        return optax.adam(optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=0.01))
     return optax.adam(learning_rate)
+
+
+_SATURATED = 4.0
+
+
+def _data_digest(data) -> str:
+    """The fingerprint of a `PathData`'s arrays and observation times (not its metadata)."""
+    return _fingerprint.digest(data.times, data.t0, data.x0, data.clouds, data.cloud_weights, data.stats,
+                               data.stat_mask, data.covariates)
+
+
+def _unscaled_inputs(model: ParticleSDE, data: PathData) -> list[str]:
+    """The inputs of the model's per-agent networks whose normalised values (z − loc)/scale on the
+    data's initial clouds are far from unit scale (median |·| > 4), as readable names: a tanh
+    layer fed such inputs is saturated at initialisation (issue 13)."""
+
+    nets = [v for v in jtu.tree_leaves(model, is_leaf=lambda v: isinstance(v, _AgentNet)) if isinstance(v, _AgentNet)]
+    out = []
+    x0 = np.asarray(data.x0)
+    for net in nets:
+        d = data.dim
+        names = [f"x[{j}]" for j in range(d)]
+        cols = [x0.reshape(-1, d)]
+        if net.time:
+            names.append("t")
+            ts = np.concatenate([[data.t0], np.asarray(data.times)])
+            cols.append(np.resize(ts, (cols[0].shape[0], 1)))
+        if net.statistic is not None:
+            s = np.stack([np.asarray(net.statistic(jnp.asarray(x))) for x in x0])
+            names += [f"{type(net.statistic).__name__}[{j}]" for j in range(s.shape[1])]
+            cols.append(np.repeat(s, x0.shape[1], axis=0))
+        if net.covariates and data.covariates is not None:
+            names += [f"c[{j}]" for j in range(net.covariates)]
+            c = np.asarray(data.covariates)[:, 0]
+            cols.append(np.repeat(c, x0.shape[1], axis=0))
+        if len(names) != len(net.loc):
+            continue
+        z = (np.concatenate(cols, axis=1) - np.asarray(net.loc)) / np.asarray(net.scale)
+        bad = np.median(np.abs(z), axis=0) > _SATURATED
+        out += [n for n, b in zip(names, bad) if b]
+    return out
 
 
 def _int(name, v, lo):
@@ -251,6 +295,7 @@ def fit(
     val: PathData | None = None,
     optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 1e-3,
+    schedule: str = "constant",
     steps: int = 500,
     batch_size: int = 8,
     seed: int = 0,
@@ -269,8 +314,9 @@ def fit(
 
     Step s draws ``batch_size`` datasets without replacement and one Brownian path per dataset,
     both from fold_in(PRNGKey(seed), s), simulates them in one vmapped Diffrax solve, and applies
-    ``optimizer`` (default ``optax.adam(learning_rate)``; the paper used
-    ``optax.adabelief(5e-4)``) to the gradient with respect to the ``trainable`` leaves
+    ``optimizer`` (default ``optax.adam(learning_rate)``, or with ``schedule="cosine"`` a cosine
+    decay of the rate to 1 % over ``steps``, which lets the noisy SDE gradients settle; the paper
+    used ``optax.adabelief(5e-4)``) to the gradient with respect to the ``trainable`` leaves
     (default: every floating-point array of the model; e.g. ``lambda m: m.correction`` keeps the
     MFG drift and the diffusion fixed).
 
@@ -284,6 +330,9 @@ def fit(
       with ``resume=True`` a later call continues from there and ends where an uninterrupted
       run would (raise ``steps`` to train further).
     - ``callback(record)`` runs after every step; returning True stops the fit.
+
+    A `UserWarning` flags network inputs far from unit scale on the data (they saturate tanh
+    layers): build the network with ``**input_scaling(train)``.
     """
     grid = check_compatible(model, train, loss, integrator)
     if val is not None:
@@ -298,10 +347,21 @@ def fit(
         _int("patience", patience, 1)
         if val is None:
             raise NeuralError("patience needs a validation set (val=...)")
+    if schedule not in ("constant", "cosine"):
+        raise NeuralError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
     if optimizer is None:
         if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
             raise NeuralError(f"learning_rate must be > 0, got {learning_rate!r}")
-        optimizer = _adam(float(learning_rate))
+        optimizer = _adam(float(learning_rate), schedule, steps if schedule == "cosine" else 0)
+    elif schedule != "constant":
+        raise NeuralError("schedule applies to the default optimizer only: put the schedule into your optimizer")
+    unscaled = _unscaled_inputs(model, train)
+    if unscaled:
+        warnings.warn(
+            f"the network inputs {', '.join(unscaled)} are far from unit scale on the training data (median |(z − loc)/scale| > "
+            f"{_SATURATED:g}): tanh layers saturate and learning stalls; pass loc/scale, e.g. AgentMLP(..., **input_scaling(train))",
+            stacklevel=2,
+        )
     K = train.n_datasets
     B = min(batch_size, K)
 
@@ -310,7 +370,13 @@ def fit(
     opt_state = optimizer.init(params)
     best_params = params
     state = _training.new_state("step")
-    settings = {"n_train": K, "n_val": 0 if val is None else val.n_datasets, "batch_size": B, "seed": int(seed), "eval_seed": int(eval_seed)}
+    settings = {
+        "n_train": K, "n_val": 0 if val is None else val.n_datasets, "batch_size": B, "seed": int(seed),
+        "eval_seed": int(eval_seed), "model": _fingerprint.digest(model), "optimizer": _fingerprint.digest(optimizer),
+        "loss": _fingerprint.digest(loss), "integrator": _fingerprint.digest(integrator),
+        "trainable": _fingerprint.digest(spec), "train_data": _data_digest(train),
+        "val_data": None if val is None else _data_digest(val),
+    }
     if checkpoint_dir is not None and resume:
         loaded = _training.resume(checkpoint_dir, (params, opt_state, best_params), settings, kind="neural", error=NeuralError)
         if loaded is not None:

@@ -55,6 +55,11 @@ class AbstractDrift(eqx.Module):
     def __call__(self, t, x: Float[Array, "N d"], key: PRNGKeyArray | None, c: Array | None = None) -> Float[Array, "N d"]:
         """The drift of every particle."""
 
+    def at(self, t, x: Float[Array, "n d"], population: Float[Array, "N d"], c: Array | None = None) -> Float[Array, "n d"]:
+        """The drift at query states x [n, d] of agents in ``population`` [N, d] (the queries do
+        not enter the mean field). Deterministic per-agent drifts only."""
+        raise NeuralError(f"{type(self).__name__} cannot be evaluated at arbitrary states")
+
 
 class Feedback(AbstractDrift):
     r"""A given feedback: bᵢ = α(t, xᵢ, S(μᴺ)) with α: (t, x[d], s[k]) ↦ ℝᵈ (or a scalar,
@@ -69,7 +74,12 @@ class Feedback(AbstractDrift):
     statistic: AbstractStatistic | None = None
 
     def __call__(self, t, x, key=None, c=None):
-        s = _empty(x) if self.statistic is None else self.statistic(x)
+        return self.at(t, x, x, c)
+
+    def at(self, t, x, population, c=None):
+        population = jnp.asarray(population)
+        x = jnp.asarray(x, population.dtype)
+        s = _empty(x) if self.statistic is None else self.statistic(population)
         return jax.vmap(lambda xi: jnp.asarray(self.fn(t, xi, s), x.dtype) * jnp.ones_like(xi))(x)
 
 
@@ -87,7 +97,12 @@ class CostGradient(AbstractDrift):
     statistic: AbstractStatistic | None = None
 
     def __call__(self, t, x, key=None, c=None):
-        s = _empty(x) if self.statistic is None else self.statistic(x)
+        return self.at(t, x, x, c)
+
+    def at(self, t, x, population, c=None):
+        population = jnp.asarray(population)
+        x = jnp.asarray(x, population.dtype)
+        s = _empty(x) if self.statistic is None else self.statistic(population)
         grad = jax.grad(lambda xi: jnp.asarray(self.cost(t, xi, s)).sum())
         return -jax.vmap(grad)(x)
 
@@ -107,6 +122,12 @@ class AbstractCorrection(eqx.Module):
     @abc.abstractmethod
     def __call__(self, t, x: Float[Array, "N d"], c: Array | None = None) -> Float[Array, "N d"]:
         """The correction for every particle."""
+
+    def at(self, t, x: Float[Array, "n d"], population: Float[Array, "N d"], c: Array | None = None) -> Float[Array, "n d"]:
+        r"""The learned term read back as a function of the state: f(t, x, μᴺ) for query states
+        x [n, d] of agents in the population ``population`` [N, d] (the queries do not enter the
+        mean field). Exchangeable corrections only."""
+        raise NeuralError(f"{type(self).__name__} is not a per-agent term f(t, xᵢ, μ): it cannot be read at arbitrary states")
 
 
 def _normaliser(n_in, loc, scale, what):
@@ -150,7 +171,16 @@ class _AgentNet(eqx.Module):
         self.loc, self.scale = _normaliser(n_in, loc, scale, what)
 
     def __call__(self, t, x, c):
-        s = _empty(x) if self.statistic is None else self.statistic(x)
+        return self.local(t, x, _empty(x) if self.statistic is None else self.statistic(x), c)
+
+    def local(self, t, x, s, c):
+        """The per-agent map at query states x [n, d] with given statistics s [k] of the population."""
+        if self.statistic is None:
+            s = _empty(x)
+        else:
+            s = jnp.asarray(s, x.dtype)
+            if s.shape != (self.statistic.size(x.shape[-1]),):
+                raise NeuralError(f"the statistic {type(self.statistic).__name__} has {self.statistic.size(x.shape[-1])} entries, got s of shape {s.shape}")
         tt = jnp.reshape(jnp.asarray(t, x.dtype), (1,)) if self.time else _empty(x)
         cc = _covariates(c, self.covariates, x, "this network")
         loc, scale = jnp.asarray(self.loc, x.dtype), jnp.asarray(self.scale, x.dtype)
@@ -191,6 +221,17 @@ class AgentMLP(AbstractCorrection):
 
     def __call__(self, t, x, c=None):
         return self.out_scale * self.net(t, x, c)
+
+    def term(self, t, x: Float[Array, "n d"], s: Float[Array, " k"], c: Array | None = None) -> Float[Array, "n d"]:
+        r"""The learned drift as a function (t, x, s) ↦ κ · MLP((x, t, s, c)): at query states
+        x [n, d] with the population statistics s = S(μ) [k] given (ignored without a statistic)."""
+        x = jnp.asarray(x)
+        return self.out_scale * self.net.local(t, x, s, c)
+
+    def at(self, t, x, population, c=None):
+        population = jnp.asarray(population)
+        s = _empty(population) if self.net.statistic is None else self.net.statistic(population)
+        return self.term(t, jnp.asarray(x, population.dtype), s, c)
 
 
 class PopulationMLP(AbstractCorrection):

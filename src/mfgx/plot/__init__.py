@@ -7,5 +7,6 @@
 from ._calibration import plot_comparison, plot_fits, plot_losses, plot_parameters
 from ._counterfactual import plot_counterfactual
 from ._finite import plot_equilibrium
+from ._neural import plot_correction
 
-__all__ = ["plot_comparison", "plot_counterfactual", "plot_equilibrium", "plot_fits", "plot_losses", "plot_parameters"]
+__all__ = ["plot_comparison", "plot_correction", "plot_counterfactual", "plot_equilibrium", "plot_fits", "plot_losses", "plot_parameters"]
