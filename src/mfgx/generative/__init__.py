@@ -13,30 +13,64 @@ Problems on it:
 
 - `CNF`: data → N(0, I) with OT-Flow's objective α_L L + α_C C + α_R R (C the NLL / KL terminal
   cost); a trained `Flow` gives `log_density`, `sample` (inverse flow), `inverse`, `inverse_error`.
+- `DynamicOT`: data ~ ρ₀ → a target density ρ₁ with a KL terminal cost and HJB penalties
+  (running and terminal), MFGnet's settings; `transport` is the learned map.
+- `CrowdMotion`: the same with a running cost: an `Obstacle` Q(x) and congestion c ∫ρ log ρ.
+- `JKOStep`: one JKO step ρ ↦ argmin ℰ(ρ) + W₂²/(2τ) of an energy (`KL`, `PotentialEnergy`,
+  `InteractionEnergy`) as an MFG on [0, τ]; `gradient_flow` chains them into a
+  `WassersteinGradientFlow` (`gaussian_jko_step`: the closed form for KL to N(0, I)).
+
+Shared: `metrics` (MMD², energy distance, sliced and exact Wasserstein, Gaussian closed forms,
+NLL and the entropy floor) and `datasets` (the 2-D toys, Gaussian mixtures with known density).
 
 Training: `fit(problem, data, key=…)` → `GenerativeFit` (checkpoints, exact resume, progress,
 validation selection), `evaluate`.
 """
 
+from . import datasets, metrics
 from ._characteristics import RK4, Characteristics, characteristics
 from ._errors import GenerativeError
 from ._fit import GenerativeFit, evaluate, fit
 from ._potential import Potential
-from ._problems import CNF, Flow, inverse, inverse_error, log_density, sample
+from ._problems import CNF, AbstractProblem, Flow, inverse, inverse_error, log_density, sample, transport
+from ._jko import (
+    KL,
+    InteractionEnergy,
+    JKOStep,
+    PotentialEnergy,
+    WassersteinGradientFlow,
+    gaussian_jko_step,
+    gradient_flow,
+)
+from ._transport import CrowdMotion, DynamicOT, Obstacle
 
 __all__ = [
+    "AbstractProblem",
     "CNF",
     "Characteristics",
+    "CrowdMotion",
+    "DynamicOT",
+    "Obstacle",
     "Flow",
     "GenerativeError",
     "GenerativeFit",
+    "InteractionEnergy",
+    "JKOStep",
+    "KL",
     "Potential",
+    "PotentialEnergy",
     "RK4",
     "characteristics",
+    "datasets",
+    "gaussian_jko_step",
+    "gradient_flow",
     "evaluate",
     "fit",
     "inverse",
     "inverse_error",
     "log_density",
+    "metrics",
     "sample",
+    "transport",
+    "WassersteinGradientFlow",
 ]

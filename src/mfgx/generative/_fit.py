@@ -4,8 +4,9 @@ exact resume that refuses changed settings.
 
 Step s draws a batch of rows without replacement from the training data (and, for a Hutchinson
 trace, one Rademacher probe per row), both from fold_in(key, s), inside one compiled step that
-integrates the characteristics, forms the problem's objective (for `CNF`:
-α_L E[L] + α_C E[C] + α_R E[R]) and applies the optimiser to its gradient through the Diffrax
+integrates the characteristics, forms the problem's objective from the means of its per-sample
+terms (`AbstractProblem.parts` and `.loss`; for `CNF`: α_L E[L] + α_C E[C] + α_R E[R]; for
+`DynamicOT`/`CrowdMotion`: α_L E[L] + α_F E[F] + α_G E[G] + α_R E[R] + α_RT E[RT]) and applies the optimiser to its gradient through the Diffrax
 solve (`diffrax.RecursiveCheckpointAdjoint`).
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -32,7 +32,7 @@ from .._progress import progress_bar
 from ._characteristics import check_samples
 from ._errors import GenerativeError
 from ._potential import Potential
-from ._problems import CNF, Flow, _check_flow, training_probes
+from ._problems import CNF, AbstractProblem, Flow, _check_flow, _fingerprint, training_probes
 
 _TRACES = {"train": 0}  # times the training step was traced (tests check that fits reuse it)
 
@@ -46,9 +46,9 @@ def _train_step(params, static, opt_state, data, key, batch_size, optimizer, pro
     probe = training_probes(problem, pkey, batch_size, data.shape[1], data.dtype)
 
     def f(p):
-        L, C, R = problem.terms(eqx.combine(p, static), xb, probe=probe)
-        parts = (jnp.mean(L), jnp.mean(C), jnp.mean(R))
-        return problem.objective(*parts), parts
+        terms = problem.parts(eqx.combine(p, static), xb, probe=probe)
+        means = {k: jnp.mean(v) for k, v in terms.items()}
+        return problem.loss(means), means
 
     (value, parts), grads = eqx.filter_value_and_grad(f, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -58,30 +58,34 @@ def _train_step(params, static, opt_state, data, key, batch_size, optimizer, pro
 
 @eqx.filter_jit
 def _eval_chunk(potential, problem, x, w, n_steps):
-    L, C, R = problem.terms(potential, x, n_steps=n_steps)
-    return jnp.stack([jnp.sum(w * L), jnp.sum(w * C), jnp.sum(w * R)])
+    return {k: jnp.sum(w * v) for k, v in problem.parts(potential, x, n_steps=n_steps).items()}
 
 
 def evaluate(
     flow: Flow, data: Float[Array, "n d"], *, n_steps: int | None = None, batch_size: int = 4096
 ) -> dict[str, float]:
-    r"""Means over ``data`` of the problem's terms with the exact trace: ``L`` (kinetic), ``C``
-    (= ``nll``, nats per sample), ``R`` (HJB residual) and ``loss`` = α_L L + α_C C + α_R R.
+    r"""Means over ``data`` of the problem's terms (`AbstractProblem.parts`) with the exact trace,
+    and ``loss``, the problem's objective of them. For a `CNF`: ``L`` (kinetic), ``C`` (= ``nll``,
+    nats per sample), ``R`` (HJB residual), ``loss`` = α_L L + α_C C + α_R R; for `DynamicOT` and
+    `CrowdMotion` see their docstrings.
     Chunks of ``batch_size`` rows, the last padded with zero-weight repeats so that one compiled
     function serves all; ``n_steps`` overrides the problem's."""
     n = _check_flow(flow, n_steps)
     x = check_samples(data, flow.dim, "data", jnp.result_type(flow.potential.K0))
     N = x.shape[0]
     B = max(1, min(int(batch_size), N))
-    tot = np.zeros(3)
+    tot: dict[str, float] = {}
     for start in range(0, N, B):
         idx = np.arange(start, start + B)
         w = (idx < N).astype(float)
         idx = np.where(idx < N, idx, idx % N)
-        tot += np.asarray(_eval_chunk(flow.potential, flow.problem, x[idx], jnp.asarray(w, x.dtype), n), dtype=float)
-    L, C, R = tot / N
-    p = flow.problem
-    return {"loss": float(p.objective(L, C, R)), "L": float(L), "C": float(C), "R": float(R), "nll": float(C)}
+        for k, v in _eval_chunk(flow.potential, flow.problem, x[idx], jnp.asarray(w, x.dtype), n).items():
+            tot[k] = tot.get(k, 0.0) + float(v)
+    means = {k: v / N for k, v in tot.items()}
+    out = {"loss": float(flow.problem.loss(means)), **means}
+    if isinstance(flow.problem, CNF):
+        out["nll"] = means["C"]
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +94,8 @@ class GenerativeFit:
 
     - `model`: the selected `Flow`: the best validation loss when a validation set was given,
       else the flow after the last step. `final_model`: after the last step run.
-    - `history`: one record per step: ``step`` (1-based), ``loss`` (the batch objective), ``L``,
-      ``C``, ``R`` (its terms), ``grad_norm``, ``seconds`` (wall time of the step), and on
+    - `history`: one record per step: ``step`` (1-based), ``loss`` (the batch objective), its
+      terms' batch means (`CNF`: ``L``, ``C``, ``R``; `DynamicOT`: ``L``, ``G``, ``R``, ``RT``), ``grad_norm``, ``seconds`` (wall time of the step), and on
       evaluation steps ``val`` (and ``train``) metrics from `evaluate`.
     - `best_step`, `selected_on` ("validation" or "last step"), `steps_run`, `stopped_early`.
     """
@@ -129,15 +133,6 @@ def _int(name, v, lo):
     return int(v)
 
 
-def _fingerprint(tree) -> str:
-    h = hashlib.sha256()
-    for leaf in jax.tree.leaves(tree):
-        a = np.ascontiguousarray(np.asarray(leaf))
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
-
-
 def _key_data(key) -> list[int]:
     try:
         return np.asarray(jax.random.key_data(key)).ravel().tolist()
@@ -146,7 +141,7 @@ def _key_data(key) -> list[int]:
 
 
 def fit(
-    problem: CNF,
+    problem: AbstractProblem,
     data: Float[Array, "n d"],
     *,
     key: PRNGKeyArray,
@@ -172,7 +167,8 @@ def fit(
     progress: bool = True,
     callback: Callable[[dict], bool | None] | None = None,
 ) -> GenerativeFit:
-    r"""Minimise the ``problem``'s objective over the potential Φ on ``data`` [n, d] by Adam
+    r"""Minimise the ``problem``'s objective (any `AbstractProblem`: `CNF`, `DynamicOT`,
+    `CrowdMotion`, `JKOStep`; ``data`` are samples of ρ₀) over the potential Φ on ``data`` [n, d] by Adam
     (``learning_rate``, divided by ``lr_drop`` every ``drop_every`` steps as in OT-Flow; 0 =
     never) or by ``optimizer`` (any Optax transformation).
 
@@ -190,8 +186,10 @@ def fit(
       settings (problem, data, key, batch, optimiser, network) is refused.
     - ``callback(record)`` runs after every step; returning True stops the fit.
     """
-    if not isinstance(problem, CNF):
-        raise GenerativeError(f"problem must be a mfgx.generative.CNF, got {type(problem).__name__}")
+    if not isinstance(problem, AbstractProblem):
+        raise GenerativeError(
+            f"problem must be a mfgx.generative problem (CNF, DynamicOT, CrowdMotion), got {type(problem).__name__}"
+        )
     if potential is not None and not isinstance(potential, Potential):
         raise GenerativeError(f"potential must be a mfgx.generative.Potential, got {type(potential).__name__}")
     if data is None:
@@ -206,6 +204,7 @@ def fit(
         dtype = jnp.float32 if raw.dtype == np.float32 else jax.dtypes.canonicalize_dtype(jnp.float64)
     dim = d if potential is None else potential.dim
     train = check_samples(raw, dim, "data", dtype)
+    problem.check_data(dim)
     if val is not None:
         val = check_samples(val, dim, "val", dtype)
     steps = _int("steps", steps, 0)
@@ -263,7 +262,7 @@ def fit(
     with progress_bar(progress, state["step"], steps, label="generative fit", unit="steps") as bar:
         for s in _training.remaining(state, "step", steps):
             t_start = time.perf_counter()
-            params, opt_state, value, (L, C, R), gnorm = _train_step(
+            params, opt_state, value, means, gnorm = _train_step(
                 params, static, opt_state, train, jr.fold_in(train_key, s), B, optimizer, problem
             )
             value = float(value)
@@ -275,7 +274,7 @@ def fit(
                 )
             done = s + 1
             record: dict[str, Any] = {
-                "step": done, "loss": value, "L": float(L), "C": float(C), "R": float(R),
+                "step": done, "loss": value, **{k: float(v) for k, v in means.items()},
                 "grad_norm": float(gnorm), "seconds": seconds,
             }
             improved, stopped, save = _training.end_unit(

@@ -8,17 +8,24 @@ reference π = N(0, I) on [0, T] along the characteristics of Φ, at cost
 C the per-sample negative log-likelihood in nats (its mean is KL(ρ_T ‖ π) + H(ρ₀), so E[C] ≥ H(ρ₀)),
 L the kinetic cost and R the HJB residual along the path (`characteristics` with α = α_L).
 
-`Flow` pairs a potential with its problem; `log_density` (log p(x) = log π(x(T)) + ℓ(T), exact
-trace), `sample` (z ~ π pushed back by the inverse flow T → 0) and `inverse_error`
-(mean ‖x − f⁻¹(f(x))‖₂) act on it.
+Every problem is an `AbstractProblem`: it integrates the characteristics (`flow`), gives its
+per-sample cost terms (`parts`) and combines their means into the objective (`loss`), so that one
+training loop (`fit`) serves them all; `DynamicOT` and `CrowdMotion` live in `_transport.py`.
+
+`Flow` pairs a potential with its problem; `transport` (x ↦ x(T)) and `inverse` act on any flow;
+for a CNF also `log_density` (log p(x) = log π(x(T)) + ℓ(T), exact trace), `sample` (z ~ π
+pushed back by the inverse flow T → 0) and `inverse_error` (mean ‖x − f⁻¹(f(x))‖₂).
 """
 
 from __future__ import annotations
 
+import abc
+import hashlib
 import math
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -36,7 +43,45 @@ def _number(owner, name, v, *, positive=False):
         raise GenerativeError(f"{owner}: {name} must be {'> 0' if positive else '>= 0'}, got {v!r}")
 
 
-class CNF(eqx.Module):
+def _fingerprint(tree) -> str:
+    """A short hash of the dtypes, shapes and values of a pytree's leaves."""
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+class AbstractProblem(eqx.Module):
+    r"""A cost on the characteristics of a potential Φ (dx/dt = −∇ₓΦ/α_L on [0, T]).
+
+    Concrete problems have the fields ``alpha_L``, ``T``, ``n_steps``, ``solver`` and ``trace``
+    and implement `settings` (JSON-able, for checkpoints), `flow` (the characteristics),
+    `parts` (per-sample cost terms, a dict of [n] arrays) and `loss` (the objective from the
+    terms' means); `check_data` refuses data of the wrong dimension."""
+
+    @abc.abstractmethod
+    def settings(self) -> dict:
+        """The problem as JSON-able settings."""
+
+    @abc.abstractmethod
+    def flow(self, potential: Potential, x: Float[Array, "n d"], *, n_steps: int | None = None, probe=None) -> Characteristics:
+        """The characteristics from t = 0 to T."""
+
+    @abc.abstractmethod
+    def parts(self, potential: Potential, x: Float[Array, "n d"], *, n_steps: int | None = None, probe=None) -> dict:
+        """Per-sample cost terms {name: [n]} (traceable)."""
+
+    @abc.abstractmethod
+    def loss(self, means: dict):
+        """The objective from the terms' means (a dict like `parts`'s)."""
+
+    def check_data(self, dim: int) -> None:
+        """Raise `GenerativeError` if the problem cannot act on data of dimension ``dim``."""
+
+
+class CNF(AbstractProblem):
     r"""The OT-Flow continuous normalising flow as an MFG: cost weights ``alpha_L`` (kinetic),
     ``alpha_C`` (terminal NLL / KL to N(0, I)), ``alpha_R`` (HJB residual), horizon ``T``,
     ``n_steps`` steps of ``solver`` (default `RK4` on a fixed grid) and the ``trace`` used in
@@ -87,27 +132,37 @@ class CNF(eqx.Module):
         """α_L L + α_C C + α_R R (elementwise or of means)."""
         return self.alpha_L * L + self.alpha_C * C + self.alpha_R * R
 
+    def parts(self, potential: Potential, x: Float[Array, "n d"], *, n_steps: int | None = None, probe=None) -> dict:
+        """{"L", "C", "R"} per sample (`terms`)."""
+        return dict(zip("LCR", self.terms(potential, x, n_steps=n_steps, probe=probe)))
+
+    def loss(self, means: dict):
+        """α_L L + α_C C + α_R R of the terms' means."""
+        return self.objective(means["L"], means["C"], means["R"])
+
 
 class Flow(eqx.Module):
     """A potential with the problem whose characteristics it defines (what `fit` returns)."""
 
     potential: Potential
-    problem: CNF
+    problem: AbstractProblem
 
     def __check_init__(self):
         if not isinstance(self.potential, Potential):
             raise GenerativeError(f"Flow: potential must be a Potential, got {type(self.potential).__name__}")
-        if not isinstance(self.problem, CNF):
-            raise GenerativeError(f"Flow: problem must be a CNF, got {type(self.problem).__name__}")
+        if not isinstance(self.problem, AbstractProblem):
+            raise GenerativeError(f"Flow: problem must be a CNF, DynamicOT, CrowdMotion or other AbstractProblem, got {type(self.problem).__name__}")
 
     @property
     def dim(self) -> int:
         return self.potential.dim
 
 
-def _check_flow(flow, n_steps):
+def _check_flow(flow, n_steps, cnf=False, what=""):
     if not isinstance(flow, Flow):
         raise GenerativeError(f"expected a mfgx.generative.Flow (e.g. fit(...).model), got {type(flow).__name__}")
+    if cnf and not isinstance(flow.problem, CNF):
+        raise GenerativeError(f"{what} needs a CNF flow (a density through N(0, I)), got a {type(flow).__name__} of a {type(flow.problem).__name__}")
     n = flow.problem.n_steps if n_steps is None else n_steps
     check_integration(flow.potential, n, flow.problem.solver)
     return int(n)
@@ -127,7 +182,7 @@ def _log_density(flow, x, n_steps):
 def log_density(flow: Flow, x: Float[Array, "n d"], *, n_steps: int | None = None) -> Float[Array, " n"]:
     """log p(x) = log π(x(T)) + ℓ(T) with the exact trace, π = N(0, I), in nats; ``n_steps``
     overrides the problem's (OT-Flow evaluates with more steps than it trains with)."""
-    n = _check_flow(flow, n_steps)
+    n = _check_flow(flow, n_steps, cnf=True, what="log_density")
     return _log_density(flow, check_samples(x, flow.dim, "x", _dtype(flow)), n)
 
 
@@ -135,6 +190,18 @@ def log_density(flow: Flow, x: Float[Array, "n d"], *, n_steps: int | None = Non
 def _pull_back(flow, z, n_steps):
     p = flow.problem
     return _integrate(flow.potential, z, None, float(p.alpha_L), float(p.T), 0.0, n_steps, p.solver, None, None, False, n_steps).x
+
+
+@eqx.filter_jit
+def _push(flow, x, n_steps):
+    p = flow.problem
+    return _integrate(flow.potential, x, None, float(p.alpha_L), 0.0, float(p.T), n_steps, p.solver, None, None, False, n_steps).x
+
+
+def transport(flow: Flow, x: Float[Array, "n d"], *, n_steps: int | None = None) -> Float[Array, "n d"]:
+    """The flow map x ↦ x(T): the characteristics from t = 0 to T (``n_steps`` overrides the problem's)."""
+    n = _check_flow(flow, n_steps)
+    return _push(flow, check_samples(x, flow.dim, "x", _dtype(flow)), n)
 
 
 def inverse(flow: Flow, z: Float[Array, "n d"], *, n_steps: int | None = None) -> Float[Array, "n d"]:
@@ -147,7 +214,7 @@ def sample(flow: Flow, key: PRNGKeyArray, n: int, *, n_steps: int | None = None)
     """``n`` samples of the model: z ~ N(0, I) pushed back by the inverse flow (`inverse`)."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise GenerativeError(f"n must be an int >= 1, got {n!r}")
-    steps = _check_flow(flow, n_steps)
+    steps = _check_flow(flow, n_steps, cnf=True, what="sample")
     z = jr.normal(key, (int(n), flow.dim), _dtype(flow))
     return _pull_back(flow, z, steps)
 
@@ -164,9 +231,9 @@ def inverse_error(flow: Flow, x: Float[Array, "n d"], *, n_steps: int | None = N
     return float(_inverse_error(flow, check_samples(x, flow.dim, "x", _dtype(flow)), n))
 
 
-def training_probes(problem: CNF, key, n, d, dtype):
+def training_probes(problem: AbstractProblem, key, n, d, dtype):
     """The Hutchinson probes of one training batch (None for the exact trace)."""
     return probes(key, n, d, dtype) if problem.trace == "hutchinson" else None
 
 
-__all__ = ["CNF", "Flow", "log_density", "sample", "inverse", "inverse_error"]
+__all__ = ["AbstractProblem", "CNF", "Flow", "log_density", "sample", "transport", "inverse", "inverse_error"]
