@@ -121,3 +121,61 @@ def test_cli_solve_exit_status_follows_convergence():
     assert ok.exit_code == 0 and "converged" in ok.output, ok.output
     bad = RUN.invoke(app, ["solve", "two_state_congestion", "--solver", "fixed-point", "--steps", "2"])
     assert bad.exit_code == 1 and "not converged" in bad.output, bad.output
+
+
+# --- configs: every value checked before any work ------------------------------------------------
+
+def _demo_raw():
+    import tomllib
+
+    from mfgx.studies import DEMO_CONFIG
+
+    return tomllib.loads(open(DEMO_CONFIG).read())
+
+
+@pytest.mark.parametrize("section,key,value,match", [
+    ("fit", "epochs", "ten", "'epochs' must be an integer, got 'ten'"),
+    ("fit", "epochs", 0, "'epochs' must be an integer ≥ 1"),
+    ("fit", "learning_rate", float("nan"), "'learning_rate' must be finite"),
+    ("fit", "learning_rate", -0.1, "'learning_rate' must be > 0"),
+    ("fit", "batch_size", 2.5, "'batch_size' must be an integer"),
+    ("fit", "window", 1.5, r"'window' must be in \(0, 1\]"),
+    ("fit", "eval_train", 1, "must be true or false"),
+    ("model", "width", -3, "'width' must be an integer ≥ 1, got -3"),
+    ("model", "depth", -1, "'depth' must be an integer ≥ 0"),
+    ("model", "temperature", 0.0, "'temperature' must be > 0"),
+    ("model", "damping", 1.0, r"'damping' must be in \(0, 1\)"),
+    ("model", "widht", 3, "unknown key 'widht'"),
+    ("data", "val", 0.9, "val and test must be fractions"),
+])
+def test_config_values_are_checked_before_work(section, key, value, match):
+    from mfgx.studies import ConfigError, config_from_dict
+
+    raw = {s: dict(t) for s, t in _demo_raw().items()}
+    raw[section][key] = value
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(raw, origin="study.toml")
+
+
+# --- hostile files: refused before decompression ------------------------------------------------
+
+def test_zip_bomb_is_refused_before_decompression(tmp_path):
+    import zipfile
+
+    from mfgx import data
+
+    bomb = tmp_path / "trips.csv.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z, z.open("trips.csv", "w") as f:
+        for _ in range(8):
+            f.write(b"0" * 2**20)
+    with pytest.raises(data.DataError, match="compression ratio .* decompression bomb"):
+        data.read_citibike(bomb)
+
+
+def test_npz_with_an_implausible_array_is_refused(tmp_path):
+    from mfgx import data
+
+    big = np.zeros((64, 64, 64))
+    np.savez_compressed(tmp_path / "obs.npz", values=big, mask=big > 0, header=np.array("{}"))
+    with pytest.raises(data.DataError, match="not plausible data"):
+        data.Observations.load(tmp_path / "obs.npz")

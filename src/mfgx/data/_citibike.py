@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import DataError
-from ._io import header_problem, numbers, read_table, read_text, where
+from ._io import check_member, header_problem, numbers, read_member, read_table, read_text, where
 from ._mobility import Bins, occupancy, rank_zones, zone_index
 from ._observations import Observations
 
@@ -73,14 +73,17 @@ def read_citibike(path) -> pd.DataFrame:
         try:
             with zipfile.ZipFile(path) as z:
                 members = sorted(
-                    m.filename for m in z.infolist()
+                    (m for m in z.infolist()
                     if not m.is_dir() and m.filename.lower().endswith(".csv")
                     and not m.filename.startswith("__MACOSX/")
-                    and not pathlib.PurePosixPath(m.filename).name.startswith("._")
+                    and not pathlib.PurePosixPath(m.filename).name.startswith("._")),
+                    key=lambda m: m.filename,
                 )  # fmt: skip
                 if not members:
                     raise DataError(f"{path}: the zip holds no CSV file (besides __MACOSX/ entries)")
-                parts = [_read_part(*read_text(path, z.read(m), f"{path}:{m}")) for m in members]
+                for m in members:
+                    check_member(m, path)  # all checked before any is decompressed
+                parts = [_read_part(*read_text(path, read_member(z, m, path), f"{path}:{m.filename}")) for m in members]
         except (zipfile.BadZipFile, zlib.error, EOFError) as err:
             raise DataError(f"{path}: broken zip archive ({err}); download it again") from None
         trips = pd.concat(parts, ignore_index=True)

@@ -13,6 +13,33 @@ import pandas as pd
 from ._errors import DataError
 
 
+MAX_MEMBER_BYTES = 4 * 2**30  # 4 GiB uncompressed per archive member
+MAX_RATIO = 200  # CSV and numeric data compress 3–20×; far beyond that is a decompression bomb
+
+
+def read_member(z, info, path, limit: int = MAX_MEMBER_BYTES) -> bytes:
+    """The bytes of zip member ``info`` of archive ``z`` (file ``path``), refusing before any
+    decompression a member whose declared size exceeds ``limit`` or whose compression ratio is
+    implausible, and stopping at ``limit`` bytes if the declared size lies."""
+    check_member(info, path, limit)
+    with z.open(info) as f:
+        data = f.read(min(info.file_size, limit) + 1)
+    if len(data) > info.file_size:
+        raise DataError(f"{path}:{info.filename}: decompresses to more than its declared {info.file_size} bytes "
+                        "(corrupt or hostile archive)")
+    return data
+
+
+def check_member(info, path, limit: int = MAX_MEMBER_BYTES) -> None:
+    """`DataError` for a zip member too large or too compressed to be plausible data."""
+    if info.file_size > limit:
+        raise DataError(f"{path}:{info.filename}: declares {info.file_size / 2**30:.1f} GiB uncompressed, above "
+                        f"the {limit / 2**30:.1f} GiB limit")
+    if info.file_size > 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        raise DataError(f"{path}:{info.filename}: compression ratio {info.file_size / max(info.compress_size, 1):.0f}:1 "
+                        f"(over {MAX_RATIO}:1) is not plausible data (a decompression bomb?)")
+
+
 def read_text(path, data: bytes | None = None, name: str | None = None) -> tuple[str, str]:
     """(text, name) of a UTF-8 file (a BOM is dropped); ``data`` gives the bytes of a zip member."""
     name = name or str(path)

@@ -16,6 +16,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from .._atomic import atomic_open
+from ._io import check_member
 from ._errors import DataError
 
 SUM_TOL = 1e-6
@@ -251,6 +252,8 @@ class Observations(eqx.Module):
         path = pathlib.Path(path)
         try:
             with np.load(path, allow_pickle=False) as z:
+                for info in z.zip.infolist():  # declared sizes checked before anything is decompressed
+                    check_member(info, path, MAX_NPZ_BYTES)
                 arrays = {k: z[k] for k in z.files}
         except FileNotFoundError:
             raise DataError(f"{path}: no such file") from None
@@ -279,6 +282,9 @@ class Observations(eqx.Module):
         observed = float(np.asarray(self.mask).mean())
         cov = "" if self.covariates is None else f", C={self.covariates.shape[-1]}"
         return f"Observations(K={K}, N={N}, S={S}{cov}, observed={observed:.0%}, noise={self.noise})"
+
+
+MAX_NPZ_BYTES = 2**30  # 1 GiB per array of an Observations file (a study's flows are kilobytes to megabytes)
 
 
 class SparseDataWarning(UserWarning):

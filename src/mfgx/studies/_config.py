@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import inspect
 import tomllib
+
+import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,45 @@ def _get(table: dict, key: str, kind, where: str, default=None, required: bool =
     return value
 
 
+_POSITIVE = {"epochs", "batch_size", "eval_every", "checkpoint_every", "patience", "learning_rate", "width",
+             "n_alpha", "temperature", "max_steps", "T", "a_max", "tol"}
+_UNIT = {"window": (0.0, 1.0, False), "damping": (0.0, 1.0, True), "susceptible": (0.0, 1.0, True)}
+
+
+def check_options(options: dict[str, Any], fn, where: str) -> None:
+    """Each option's type and range from ``fn``'s signature (its default's type) before any work:
+    integers (not booleans) ≥ 0, reals finite, and the names in ``_POSITIVE`` > 0; a `ConfigError`
+    names the section, the key, what it must be and what it got. Unknown keys are reported too."""
+    params = inspect.signature(fn).parameters
+    for key, value in options.items():
+        if key not in params:
+            allowed = sorted(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY)
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed: {allowed}")
+        default = params[key].default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: {key!r} must be true or false, got {value!r}")
+            continue
+        if isinstance(default, int) or (default is None and isinstance(value, int) and not isinstance(value, bool)
+                                        and key in _POSITIVE):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{where}: {key!r} must be an integer, got {value!r}")
+            low = 1 if key in _POSITIVE else 0
+            if value < low:
+                raise ConfigError(f"{where}: {key!r} must be an integer ≥ {low}, got {value}")
+        elif isinstance(default, float) or (isinstance(value, float) and key in _POSITIVE | set(_UNIT)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where}: {key!r} must be a number, got {value!r}")
+            if not np.isfinite(value):
+                raise ConfigError(f"{where}: {key!r} must be finite, got {value}")
+            if key in _POSITIVE and not value > 0:
+                raise ConfigError(f"{where}: {key!r} must be > 0, got {value}")
+            if key in _UNIT:
+                lo, hi, open_hi = _UNIT[key]
+                if not (lo < value < hi if open_hi else lo < value <= hi):
+                    raise ConfigError(f"{where}: {key!r} must be in ({lo:g}, {hi:g}{')' if open_hi else ']'}, got {value}")
+
+
 def config_from_dict(raw: dict[str, Any], base: Path = Path("."), origin: str = "<dict>") -> StudyConfig:
     """Validate a parsed configuration; relative paths are resolved against ``base``."""
     unknown = set(raw) - set(SECTIONS)
@@ -113,8 +154,16 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path("."), origin: str = 
     bad = set(fit_options) - _FIT_KEYS
     if bad:
         raise ConfigError(f"{origin} [fit]: unknown key(s) {sorted(bad)}; allowed: {sorted(_FIT_KEYS - {'optimizer', 'callback'})}")
-    return StudyConfig(kind, output, source, seed, file, split_by, val, test, loader, dict(raw.get("model", {})),
-                       fit_options, origin)
+    check_options(fit_options, fit, f"{origin} [fit]")
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise ConfigError(f"{where}: val and test must be fractions in [0, 1) with val + test < 1, got {val}, {test}")
+    model = dict(raw.get("model", {}))
+    if kind == "epidemic":
+        from ._epidemic import epidemic_models as builder
+    else:
+        from ._mobility import mobility_models as builder
+    check_options({k: v for k, v in model.items() if k != "init"}, builder, f"{origin} [model]")
+    return StudyConfig(kind, output, source, seed, file, split_by, val, test, loader, model, fit_options, origin)
 
 
 def load_config(path) -> StudyConfig:
