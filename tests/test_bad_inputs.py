@@ -45,7 +45,42 @@ CASES = [
     ("solve non-game", lambda: mfgx.solve("beach_bar", mfgx.FixedPoint()), TypeError, "expects a FiniteGame"),
     ("solve non-solver", lambda: mfgx.solve(G, "fixed_point"), TypeError, "expects a solver"),
     ("solve guess wrong shape", lambda: mfgx.solve(G, mfgx.FixedPoint(), guess=jnp.zeros(3)), ValueError, "guess must be a mean-field flow"),
+    ("observations all NaN", lambda: _obs(np.full((2, 3, 3), np.nan)), mfgx.data.DataError, "mask observes nothing"),
+    ("observations 1-D", lambda: _obs(np.ones(3) / 3), mfgx.data.DataError, "values must have shape"),
+    ("observations mass > 1", lambda: _obs(np.full((1, 2, 3), 0.5)), mfgx.data.DataError, "sums to 1.5, not 1"),
+    ("observations negative", lambda: _obs(np.array([[[1.2, -0.2, 0.0]]])), mfgx.data.DataError, "negative"),
+    ("observations infinite", lambda: _obs(np.array([[[np.inf, 0.0, 0.0]]])), mfgx.data.DataError, "not finite"),
+    ("observations times not increasing", lambda: mfgx.data.Observations(np.full((1, 2, 3), 1 / 3), times=[1.0, 0.0]),
+     mfgx.data.DataError, "strictly increasing"),
+    ("observations negative noise", lambda: mfgx.data.Observations(np.full((1, 2, 3), 1 / 3), noise=-1.0),
+     mfgx.data.DataError, "noise must be a non-negative"),
+    ("split fractions", lambda: _obs(np.full((4, 2, 3), 1 / 3)).split(0.5, 0.5, 0.5), mfgx.data.DataError, "must sum to 1"),
+    ("calibration model stationary game", lambda: mfgx.calibrate.CalibrationModel(_stationary(), mfgx.calibrate.Constant(1.0)),
+     mfgx.calibrate.CalibrationError, "must not be stationary"),
+    ("calibration model negative tol", lambda: mfgx.calibrate.CalibrationModel(mfgx.games.lq_rates(n_points=10),
+     mfgx.calibrate.Constant(1.0), tol=-1.0), mfgx.calibrate.CalibrationError, "tol must be ≥ 0"),
+    ("laplace unknown kind", lambda: mfgx.calibrate.laplace(_lq_model(), _lq_obs(), kind="fisher"),
+     mfgx.calibrate.CalibrationError, "kind must be one of"),
+    ("refine unknown initial", lambda: mfgx.calibrate.refine(_lq_model(), _lq_obs(), initial="clean"),
+     mfgx.calibrate.CalibrationError, "initial must be one of"),
 ]
+
+
+def _obs(values):
+    return mfgx.data.Observations(values)
+
+
+def _stationary():
+    return mfgx.FiniteGame(jnp.ones(2) / 2, lambda t, m, p: jnp.broadcast_to(jnp.eye(2)[:, None], (2, 1, 2)),
+                           lambda t, m, p: jnp.zeros((2, 1)), None, discount=0.9)
+
+
+def _lq_model():
+    return mfgx.calibrate.CalibrationModel(mfgx.games.lq_rates(n_points=10), mfgx.calibrate.Constant(1.5))
+
+
+def _lq_obs():
+    return mfgx.data.Observations(np.full((2, 10, 3), 1 / 3))
 
 
 @pytest.mark.parametrize("call,exc,match", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -179,3 +214,41 @@ def test_npz_with_an_implausible_array_is_refused(tmp_path):
     np.savez_compressed(tmp_path / "obs.npz", values=big, mask=big > 0, header=np.array("{}"))
     with pytest.raises(data.DataError, match="not plausible data"):
         data.Observations.load(tmp_path / "obs.npz")
+
+
+def test_euler_rates_growing_with_the_population_are_caught():
+    """Jump rates that grow with μ push an explicit Euler flow off the simplex (the probe at μ₀ is
+    fine): reported as invalid, never as a converged equilibrium."""
+    S = 3
+
+    def rates(t, m, p):  # every state jumps to state 2 at rate 30 μ(2): fine at μ₀, explosive later
+        return jnp.zeros((S, 1, S)).at[:, :, 2].set(30.0 * m[2])
+
+    game = mfgx.rate_game(jnp.array([0.45, 0.45, 0.1]), rates, lambda t, m, p: jnp.zeros((S, 1)),
+                          lambda m, p: jnp.zeros(S), 6, 0.05, scheme="euler")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        eq = mfgx.solve(game, mfgx.FixedPoint(0.0), max_steps=20)
+    assert not bool(eq.valid) and not bool(eq.converged)
+
+
+def test_float32_readme_gradient_example_runs(tmp_path):
+    """With MFGX_X64=0 the README's gradient example converges (dtype-aware tolerance) and its
+    gradient is finite."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings, jax, jax.numpy as jnp, mfgx\n"
+        "game = mfgx.games.two_state_congestion()\n"
+        "loss = lambda c: mfgx.solve(game.with_params(c), mfgx.Softmax(0.5, 0.5)).flow[-1, 0]\n"
+        "g = jax.grad(loss)(jnp.array([1.0, 2.0]))\n"
+        "eq = mfgx.solve(game, mfgx.Softmax(0.5, 0.5))\n"
+        "assert g.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(g))), g\n"
+        "assert bool(eq.converged), eq.residual\n"
+        "print('ok', g)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MFGX_X64": "0"}, capture_output=True,
+                         text=True, timeout=240)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]

@@ -75,7 +75,11 @@ class Observations(eqx.Module):
         if K < 1 or N < 1 or S < 1:
             raise DataError(f"values must be non-empty, got shape {y.shape}")
         if mask is None:
-            m = np.isfinite(y)
+            if np.isinf(y).any():  # NaN marks a missing entry; ±inf is a broken value, not a gap
+                k, n, s = _first(np.isinf(y))
+                raise DataError(f"value is not finite ({y[k, n, s]}) at trajectory {k}, time {n}, state {s}; "
+                                "mark missing entries with NaN (or pass a mask)")
+            m = ~np.isnan(y)
         else:
             m = np.asarray(mask)
             if m.dtype != bool:
