@@ -28,6 +28,7 @@ from jaxtyping import Array, Float
 from ..finite import (
     AbstractAdjoint, AbstractSolver, ControlGame, FiniteGame, FixedPoint, ImplicitAdjoint, Neumann, RateKernel, solve,
 )
+from ..finite._neumann import default_tolerances
 from ..finite._precision import resolve_tol
 from ._errors import CalibrationError
 from ._iterate import on_iterate
@@ -74,9 +75,10 @@ class CalibrationModel(eqx.Module):
     - `to_params`: γ[N, p] ↦ θ, e.g. ``lambda g: {"beta": g[:, 0], "gamma": g[:, 1]}`` for `sir`.
       Default: ``γ[:, 0]`` for a one-component path, else γ itself. Define it once (a module-level
       function): jit caches on its identity.
-    - `solver`: `mfgx.FixedPoint(0.0)` (default) or `mfgx.Softmax(τ)`; `tol`, `max_steps`, `adjoint`
+    - `solver`: `mfgx.FixedPoint(0.0)` (default) or `mfgx.Softmax(τ)`; `tol` (default 1e-8 in float64,
+      10 machine ε in float32: flows far more precise than any observation), `max_steps`, `adjoint`
       are passed to `mfgx.solve`. Default adjoint: `mfgx.ImplicitAdjoint(mfgx.Neumann(damping=λ,
-      max_steps=max_steps, fallback=False))`, the damped Neumann series with the solver's damping
+      max_steps=max_steps, rtol=tol, fallback=False))`, the damped Neumann series with the solver's damping
       λ: where damped Picard converged the damped map is contractive and the series converges at
       the same rate; where it fails, the fit reports it (pass ``adjoint=mfgx.ImplicitAdjoint()`` for
       GMRES, or ``Neumann(fallback=True)``; the Krylov fallback costs ~2 s more compile). Solves skip
@@ -122,7 +124,7 @@ class CalibrationModel(eqx.Module):
             raise CalibrationError(f"evaluate_on must be 'observed' or 'iterate', got {evaluate_on!r}")
         if not ((tol is None or tol >= 0) and isinstance(max_steps, int) and max_steps >= 1):
             raise CalibrationError(f"tol must be ≥ 0 and max_steps a positive int, got {tol!r}, {max_steps!r}")
-        tol = resolve_tol(tol, game.mu0.dtype, default=1e-10)
+        tol = resolve_tol(tol, game.mu0.dtype, default=1e-8)
         if to_params is None:
             to_params = scalar_params if path.size == 1 else identity_params
         N, S = game.horizon + 1, game.n_states
@@ -134,7 +136,9 @@ class CalibrationModel(eqx.Module):
             raise CalibrationError(f"mu0_logits must have shape ({S},), got {logits.shape}")
         if adjoint is None:  # matrix-free, never LU/QR (experiments/repro_vmap_lu_adjoint.py)
             damping = float(getattr(solver, "damping", 0.0))
-            adjoint = ImplicitAdjoint(Neumann(damping=damping, max_steps=int(max_steps), fallback=False))
+            rtol = max(float(tol), float(default_tolerances(game.mu0.dtype)[0]))  # as precise as the solve
+            adjoint = ImplicitAdjoint(Neumann(damping=damping, max_steps=int(max_steps), rtol=rtol, atol=1e-2 * rtol,
+                                              fallback=False))
         self.game, self.path, self.to_params, self.solver, self.adjoint = game, path, to_params, solver, adjoint
         self.times, self.mu0_logits = jnp.asarray(times), jnp.asarray(logits)
         self.tol, self.max_steps, self.evaluate_on = jnp.asarray(float(tol)), int(max_steps), evaluate_on
