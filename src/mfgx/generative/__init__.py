@@ -23,6 +23,12 @@ Problems on it:
 Shared: `metrics` (MMD², energy distance, sliced and exact Wasserstein, Gaussian closed forms,
 NLL and the entropy floor) and `datasets` (the 2-D toys, Gaussian mixtures with known density).
 
+Score-based models (§3): SDEs `VP`, `SubVP`, `VE` with closed-form kernels; score models
+`PotentialScore` (ℓ_θ = −Φ, s = ∇ℓ_θ) and `ScoreNet` (direct s_θ); the problem `SGM` (denoising
+score matching + λ_HJB × the HJB residual of the log-density / score equation); `sample_sde`
+(reverse SDE), `sample_ode` (probability-flow ODE), `log_likelihood` / `sgm_nll` /
+`bits_per_dim` (PF-ODE), `fit_sgm` → `SGMFit` on the shared training loop.
+
 Training: `fit(problem, data, key=…)` → `GenerativeFit` (checkpoints, exact resume, progress,
 validation selection), `evaluate`.
 """
@@ -43,8 +49,31 @@ from ._jko import (
     gradient_flow,
 )
 from ._transport import CrowdMotion, DynamicOT, Obstacle
+from ._sde import VE, VP, AbstractSDE, SubVP
+from ._score import SGM, AbstractScoreModel, ExactScore, GaussianScore, PotentialScore, ScoreNet, hjb_residual
+from ._sgm import SGMFit, bits_per_dim, evaluate_sgm, fit_sgm, log_likelihood, sample_ode, sample_sde
+from ._sgm import nll as sgm_nll
 
 __all__ = [
+    "AbstractSDE",
+    "AbstractScoreModel",
+    "ExactScore",
+    "PotentialScore",
+    "SGM",
+    "SGMFit",
+    "ScoreNet",
+    "SubVP",
+    "VE",
+    "VP",
+    "bits_per_dim",
+    "evaluate_sgm",
+    "fit_sgm",
+    "GaussianScore",
+    "hjb_residual",
+    "log_likelihood",
+    "sample_ode",
+    "sample_sde",
+    "sgm_nll",
     "AbstractProblem",
     "CNF",
     "Characteristics",

@@ -140,6 +140,49 @@ def _key_data(key) -> list[int]:
         raise GenerativeError(f"key must be a JAX PRNG key (jax.random.key or PRNGKey), got {key!r}") from e
 
 
+def optimiser_name(optimizer) -> str:
+    """The settings entry of a custom Optax optimiser: its fingerprint (hyperparameters included)."""
+    from .._fingerprint import digest
+
+    return f"custom {digest(optimizer)}"
+
+
+def train_loop(step, params, opt_state, best_params, state, *, steps: int, save, metrics, train, val, eval_every: int,
+               checkpoint_every: int, eval_train: bool, patience, callback, progress: bool, label: str, hint: str):
+    """The step loop shared by the generative fits: ``step(params, opt_state, s)`` → (params,
+    opt_state, loss, means, gradient norm); records, evaluation by ``metrics(params, data)``,
+    validation selection, patience, ``save(params, opt_state, best_params)`` checkpoints and the
+    progress bar (`mfgx._training`). A non-finite loss or gradient raises with ``hint``.
+    Returns (params, opt_state, best_params); ``state`` is updated in place."""
+    with progress_bar(progress, state["step"], steps, label=label, unit="steps") as bar:
+        for s in _training.remaining(state, "step", steps):
+            t_start = time.perf_counter()
+            params, opt_state, value, means, gnorm = step(params, opt_state, s)
+            value = float(value)
+            seconds = time.perf_counter() - t_start
+            if not math.isfinite(value) or not math.isfinite(float(gnorm)):
+                raise GenerativeError(
+                    f"{label}: step {s + 1}: the training objective is {value} (gradient norm {float(gnorm)}); {hint}"
+                )
+            record: dict[str, Any] = {
+                "step": s + 1, "loss": value, **{k: float(v) for k, v in means.items()},
+                "grad_norm": float(gnorm), "seconds": seconds,
+            }
+            improved, stopped, do_save = _training.end_unit(
+                state, record, counter="step", total=steps, eval_every=eval_every, checkpoint_every=checkpoint_every,
+                evaluate=lambda x: metrics(params, x), train=train, val=val, eval_train=eval_train, patience=patience,
+                callback=callback,
+            )
+            if improved:
+                best_params = params
+            if do_save:
+                save(params, opt_state, best_params)
+            bar.update(s + 1, _training.info(value, record))
+            if stopped:
+                break
+    return params, opt_state, best_params
+
+
 def fit(
     problem: AbstractProblem,
     data: Float[Array, "n d"],
@@ -229,7 +272,7 @@ def fit(
     else:
         if not isinstance(optimizer, optax.GradientTransformation):
             raise GenerativeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}")
-        opt_name = "custom"
+        opt_name = optimiser_name(optimizer)
     N = train.shape[0]
     B = min(batch_size, N)
     key_list = _key_data(key)
@@ -252,42 +295,19 @@ def fit(
         if loaded is not None:
             state, (params, opt_state, best_params) = loaded
 
-    def checkpoint():
+    def save(p, o, b):
         if checkpoint_dir is not None:
-            _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (params, opt_state, best_params), kind="generative")
+            _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (p, o, b), kind="generative")
 
-    def metrics(x):
-        return evaluate(Flow(eqx.combine(params, static), problem), x, n_steps=eval_steps, batch_size=eval_batch_size)
-
-    with progress_bar(progress, state["step"], steps, label="generative fit", unit="steps") as bar:
-        for s in _training.remaining(state, "step", steps):
-            t_start = time.perf_counter()
-            params, opt_state, value, means, gnorm = _train_step(
-                params, static, opt_state, train, jr.fold_in(train_key, s), B, optimizer, problem
-            )
-            value = float(value)
-            seconds = time.perf_counter() - t_start
-            if not math.isfinite(value) or not math.isfinite(float(gnorm)):
-                raise GenerativeError(
-                    f"step {s + 1}: the training objective is {value} (gradient norm {float(gnorm)}); "
-                    "lower the learning rate, add steps (n_steps) or standardise the data"
-                )
-            done = s + 1
-            record: dict[str, Any] = {
-                "step": done, "loss": value, **{k: float(v) for k, v in means.items()},
-                "grad_norm": float(gnorm), "seconds": seconds,
-            }
-            improved, stopped, save = _training.end_unit(
-                state, record, counter="step", total=steps, eval_every=eval_every, checkpoint_every=checkpoint_every,
-                evaluate=metrics, train=train, val=val, eval_train=eval_train, patience=patience, callback=callback,
-            )
-            if improved:
-                best_params = params
-            if save:
-                checkpoint()
-            bar.update(done, _training.info(value, record))
-            if stopped:
-                break
+    params, opt_state, best_params = train_loop(
+        lambda p, o, s: _train_step(p, static, o, train, jr.fold_in(train_key, s), B, optimizer, problem),
+        params, opt_state, best_params, state, steps=steps, save=save,
+        metrics=lambda p, x: evaluate(Flow(eqx.combine(p, static), problem), x, n_steps=eval_steps,
+                                      batch_size=eval_batch_size),
+        train=train, val=val, eval_every=eval_every, checkpoint_every=checkpoint_every, eval_train=eval_train,
+        patience=patience, callback=callback, progress=progress, label="generative fit",
+        hint="lower the learning rate, add steps (n_steps) or standardise the data",
+    )
 
     final = Flow(eqx.combine(params, static), problem)
     selected, on = _training.select(state, "step", final, Flow(eqx.combine(best_params, static), problem), val is not None)
