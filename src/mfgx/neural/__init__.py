@@ -5,7 +5,9 @@ arXiv 2504.13228, with the improvements listed in the project's science note neu
     dXᵢ = [ b(t, X, c)ᵢ + f_φ(t, X, c)ᵢ ] dt + σ(t, X)ᵢ (√(1−ρ²) dWᵢ + ρ dW⁰),   i = 1..N
 
 - Model: `ParticleSDE` with a drift (`CostGradient`: the paper's myopic best response;
-  `Feedback`: a given, e.g. equilibrium, feedback), a correction (`AgentMLP`: exchangeable,
+  `Feedback`: a given, e.g. equilibrium, feedback; `ValueDrift`/`value_game`: anticipatory
+  agents following −∂ₓu of an HJB solved on a 1-D grid, with a learned running cost `CostMLP`
+  read back by `cost_recovery`), a correction (`AgentMLP`: exchangeable,
   sees population statistics and covariates; `PopulationMLP`: the paper's baseline;
   `FluxCorrection`: a learned generator term on compartments) and a diffusion
   (`ConstantDiffusion`, `AgentDiffusion`, `FluxDiffusion`).
@@ -18,7 +20,9 @@ arXiv 2504.13228, with the improvements listed in the project's science note neu
 - Games: `meeting`/`meeting_data`, `el_farol`/`el_farol_data`, `sir` (`SIRDrift`,
   `SusceptibleShare`).
 - Known hidden terms (the test of a neural MFG: does f_φ recover them?): `hidden_conformity`
-  (`Conformity`: k(m − xᵢ)), `hidden_congestion` (`Congestion`: speed (1 − cρ_h(xᵢ))·b);
+  (`Conformity`: k(m − xᵢ)), `hidden_congestion` (`Congestion`: speed (1 − cρ_h(xᵢ))·b),
+  `hidden_contact` (`PrevalenceContact`: SIR contact factor 1 − cI/(I + h), read back by
+  `transmission_factor`);
   `game_data` simulates a game with its hidden term into `PathData`; `correction_recovery` (R²
   of f_φ against the term on held-out clouds); `input_scaling` (unit-scale network inputs);
   a correction's ``at(t, x, population)`` / `AgentMLP.term` (t, x, s) read it back as a function
@@ -43,11 +47,14 @@ from ._games import (
 from ._hidden import (
     Conformity,
     Congestion,
+    PrevalenceContact,
     correction_recovery,
     game_data,
     hidden_conformity,
     hidden_congestion,
+    hidden_contact,
     input_scaling,
+    transmission_factor,
 )
 from ._losses import (
     MMD,
@@ -74,7 +81,9 @@ from ._model import (
     PopulationMLP,
 )
 from ._simulate import Integrator, TimeGrid, simulate, time_grid
+
 from ._statistics import AbstractStatistic, Histogram, KernelEmbedding, Mean, Moments, Quantile, Stack
+from ._value import BoundValueDrift, CostMLP, ValueDrift, cost_recovery, value_game
 
 __all__ = [
     "MMD",
@@ -85,10 +94,12 @@ __all__ = [
     "AbstractStatistic",
     "AgentDiffusion",
     "AgentMLP",
+    "BoundValueDrift",
     "Conformity",
     "Congestion",
     "ConstantDiffusion",
     "CostGradient",
+    "CostMLP",
     "ElFarolData",
     "ElFarolDrift",
     "Feedback",
@@ -106,14 +117,17 @@ __all__ = [
     "PathData",
     "PathLoss",
     "PopulationMLP",
+    "PrevalenceContact",
     "Quantile",
     "SIRDrift",
     "Sinkhorn",
     "Stack",
     "SusceptibleShare",
     "TimeGrid",
+    "ValueDrift",
     "Wasserstein1D",
     "correction_recovery",
+    "cost_recovery",
     "el_farol",
     "el_farol_data",
     "evaluate",
@@ -121,6 +135,7 @@ __all__ = [
     "game_data",
     "hidden_conformity",
     "hidden_congestion",
+    "hidden_contact",
     "input_scaling",
     "meeting",
     "meeting_data",
@@ -130,6 +145,8 @@ __all__ = [
     "sinkhorn_divergence",
     "sir",
     "time_grid",
+    "transmission_factor",
     "trainable_filter",
+    "value_game",
     "wasserstein_1d",
 ]

@@ -23,6 +23,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._data import PathData
 from ._errors import NeuralError
+from ._games import SIRDrift
 from ._model import AbstractCorrection, AbstractDrift, ParticleSDE
 from ._simulate import Integrator, _solve, check_covariates, check_simulation, check_x0, time_grid
 from ._statistics import AbstractStatistic, Moments
@@ -107,6 +108,77 @@ def hidden_congestion(drift: AbstractDrift, strength: float = 0.5, bandwidth: fl
     r"""The hidden congestion term h = −c ρ_h(xᵢ) b(t, X)ᵢ (`Congestion`): the game's speed is
     scaled by 1 − c ρ_h(xᵢ). E.g. ``meeting(correction=hidden_congestion(meeting().drift, 0.5))``."""
     return Congestion(drift, strength, bandwidth)
+
+
+class PrevalenceContact(AbstractCorrection):
+    r"""A prevalence-dependent contact rate hidden in the SIR neural MFG (`SIRDrift`): on top of
+    the susceptibles' best-response contact a*, contacts fall as prevalence rises,
+
+        β_eff = β a*(I) · φ(I),   φ(I) = 1 − c · I / (I + h),
+
+    so the hidden term is the S → I flux h(t, X)ᵢ = −c Iᵢ/(Iᵢ + h) · β a*(Iᵢ) Sᵢ Iᵢ · (e_I − e_S)
+    (mass-conserving, zero on the simplex's faces). c = ``strength`` ∈ [0, 1] (φ ≥ 1 − c > 0
+    when c < 1), h = ``half`` > 0 the prevalence at which half the reduction is reached, ``drift``
+    the game's `SIRDrift` (its β and a*). `transmission_factor` reads a learned term back as φ."""
+
+    drift: SIRDrift
+    strength: Array
+    half: float = eqx.field(static=True)
+
+    def __init__(self, drift: SIRDrift, strength: float = 0.6, half: float = 0.05):
+        if not isinstance(drift, SIRDrift):
+            raise NeuralError(f"PrevalenceContact needs the game's SIRDrift, got {type(drift).__name__}")
+        c = _finite_number("PrevalenceContact strength", strength)
+        if not isinstance(c, jax.core.Tracer) and not 0 <= c <= 1:
+            raise NeuralError(f"PrevalenceContact strength c must be in [0, 1] (the factor 1 − cI/(I + h) stays ≥ 0), got {c}")
+        if not (isinstance(half, (int, float)) and math.isfinite(half) and half > 0):
+            raise NeuralError(f"PrevalenceContact half-saturation prevalence h must be > 0, got {half!r}")
+        self.drift, self.strength, self.half = drift, jnp.asarray(c), float(half)
+
+    def factor(self, prevalence: Float[Array, "..."]) -> Float[Array, "..."]:
+        """φ(I) = 1 − c I/(I + h), the hidden factor of the contact rate."""
+        i = jnp.asarray(prevalence)
+        return 1.0 - self.strength.astype(i.dtype) * i / (i + self.half)
+
+    def __call__(self, t, x, c=None):
+        if x.shape[-1] != 3:
+            raise NeuralError(f"PrevalenceContact works on (S, I, R) shares, got states in ℝ^{x.shape[-1]}")
+        flux = (self.factor(x[:, 1]) - 1.0) * self.drift.beta * self.drift.contact(x) * x[:, 0] * x[:, 1]
+        return flux[:, None] * jnp.asarray([-1.0, 1.0, 0.0], x.dtype)
+
+    def at(self, t, x, population, c=None):
+        return self(t, jnp.asarray(x, jnp.asarray(population).dtype), c)
+
+
+def hidden_contact(drift: SIRDrift, strength: float = 0.6, half: float = 0.05) -> PrevalenceContact:
+    r"""The hidden prevalence-dependent contact factor φ(I) = 1 − c I/(I + h) (`PrevalenceContact`),
+    e.g. ``g = sir(3.0, 1.0, awareness=1.0); sir(3.0, 1.0, awareness=1.0,
+    correction=hidden_contact(g.drift, 0.6))``."""
+    return PrevalenceContact(drift, strength, half)
+
+
+@eqx.filter_jit
+def _factor(drift, correction, t, x):
+    flux = -correction.at(t, x, x)[:, 0]  # the S → I flux added by the correction
+    base = drift.beta * drift.contact(x) * x[:, 0] * x[:, 1]
+    return 1.0 + flux / base
+
+
+def transmission_factor(drift: SIRDrift, correction: AbstractCorrection, states: Float[Array, "n 3"], t: float = 0.0) -> np.ndarray:
+    r"""A correction read back as a factor of the SIR-MFG's transmission: at states x = (S, I, R),
+
+        φ̂(x) = 1 + F(x) / (β a*(I) S I),   F = −f_S, the S → I flux the correction adds,
+
+    (= `PrevalenceContact.factor` for the hidden term itself). ``states`` [n, 3] need S I > 0.
+    Per-state corrections only (`FluxCorrection` without a statistic, `PrevalenceContact`)."""
+    if not isinstance(drift, SIRDrift) or not isinstance(correction, AbstractCorrection):
+        raise NeuralError("transmission_factor needs the SIRDrift and a correction")
+    x = np.asarray(states, dtype=float).reshape(-1, 3) if np.ndim(states) >= 1 and np.shape(states)[-1] == 3 else None
+    if x is None:
+        raise NeuralError(f"states must be (S, I, R) shares, shape [n, 3], got {np.shape(states)}")
+    if np.any(x[:, 0] * x[:, 1] <= 0):
+        raise NeuralError("transmission_factor needs S > 0 and I > 0 at every state (the flux is S·I times the factor)")
+    return np.asarray(_factor(drift, correction, jnp.asarray(t, x.dtype), jnp.asarray(x)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -60,6 +60,12 @@ class AbstractDrift(eqx.Module):
         not enter the mean field). Deterministic per-agent drifts only."""
         raise NeuralError(f"{type(self).__name__} cannot be evaluated at arbitrary states")
 
+    def bind(self, t0, x0: Float[Array, "N d"]) -> AbstractDrift:
+        """The drift for a path started at t0 from the cloud x0 (called once per simulated path,
+        before integrating). Myopic drifts return themselves; an anticipatory drift
+        (`mfgx.neural.ValueDrift`) solves its game here."""
+        return self
+
 
 class Feedback(AbstractDrift):
     r"""A given feedback: bᵢ = α(t, xᵢ, S(μᴺ)) with α: (t, x[d], s[k]) ↦ ℝᵈ (or a scalar,
@@ -330,11 +336,19 @@ class FluxCorrection(AbstractCorrection):
         self.out_scale = float(out_scale)
 
     def __call__(self, t, x, c=None):
-        rates = self.out_scale * self.net(t, x, c)  # [N, E]
+        return self._flux(x, self.out_scale * self.net(t, x, c))
+
+    def at(self, t, x, population, c=None):
+        population = jnp.asarray(population)
+        x = jnp.asarray(x, population.dtype)
+        s = _empty(x) if self.net.statistic is None else self.net.statistic(population)
+        return self._flux(x, self.out_scale * self.net.local(t, x, s, c))
+
+    def _flux(self, x, rates):
+        """Σ_e rates_e · x_a x_b · (e_b − e_a) for rates [n, E] at states x [n, d]."""
         a = jnp.asarray([e[0] for e in self.edges])
         b = jnp.asarray([e[1] for e in self.edges])
-        flux = rates * x[:, a] * x[:, b]
-        return flux @ _flux_matrix(self.edges, x.shape[1], x.dtype)
+        return (rates * x[:, a] * x[:, b]) @ _flux_matrix(self.edges, x.shape[1], x.dtype)
 
 
 # ---------------------------------------------------------------------------------------------

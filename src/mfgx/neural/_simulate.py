@@ -252,6 +252,10 @@ def _solve(model: ParticleSDE, x0, key, grid: TimeGrid, integrator: Integrator, 
     """The pure, jittable core of `simulate`."""
     if model.initial is not None:
         x0 = model.initial(x0)
+    if model.drift is not None:
+        bound = model.drift.bind(jnp.asarray(grid.t0, x0.dtype), x0)
+        if bound is not model.drift:
+            model = eqx.tree_at(lambda m: m.drift, model, bound)
     dtype = x0.dtype
     n, d = x0.shape
     if grid.n_steps == 0:
