@@ -19,6 +19,17 @@ settings.register_profile(
 settings.load_profile("mfgx")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_code():
+    """Drop compiled executables after each test module: thousands of XLA executables in one process
+    exhaust the kernel's memory-map limit (vm.max_map_count) and crash the compiler. Within a module
+    compiled functions are still reused."""
+    yield
+    import jax
+
+    jax.clear_caches()
+
+
 @pytest.fixture(scope="session")
 def congestion():
     """two_state_congestion with T = 3, θ = (c0, c1) = (1, 2), μ0 = (1/2, 1/2)."""

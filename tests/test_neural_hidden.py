@@ -172,6 +172,7 @@ def test_value_drift_matches_lq_closed_form_and_simulates():
         nm.value_game(VAL_GRID, 1.0, 0.5, VAL_TERMINAL, cost=lambda x: x, n_t=10)
 
 
+@pytest.mark.slow
 def test_hidden_cost_changes_drift_through_value_and_recovery_metric():
     x0 = val_x0(0, 1)[0]
     plain, hidden = val_game().drift.solve(x0), val_game(MeanTracking(VAL_K)).drift.solve(x0)
