@@ -140,6 +140,24 @@ def _key_data(key) -> list[int]:
         raise GenerativeError(f"key must be a JAX PRNG key (jax.random.key or PRNGKey), got {key!r}") from e
 
 
+def positive_real(name: str, value, prefix: str = "") -> float:
+    """``value`` as a float, or `GenerativeError` unless it is a finite number > 0 (not a bool)."""
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise GenerativeError(f"{prefix}{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def loop_options(steps, batch_size, eval_every, checkpoint_every, patience, has_val: bool, prefix: str = ""):
+    """The checked counts of a training loop: (steps, batch_size, eval_every, checkpoint_every)."""
+    out = (_int("steps", steps, 0), _int("batch_size", batch_size, 1), _int("eval_every", eval_every, 1),
+           _int("checkpoint_every", checkpoint_every, 1))
+    if patience is not None:
+        _int("patience", patience, 1)
+        if not has_val:
+            raise GenerativeError(f"{prefix}patience needs a validation set (val=...)")
+    return out
+
+
 def optimiser_name(optimizer) -> str:
     """The settings entry of a custom Optax optimiser: its fingerprint (hyperparameters included)."""
     from .._fingerprint import digest
@@ -250,22 +268,14 @@ def fit(
     problem.check_data(dim)
     if val is not None:
         val = check_samples(val, dim, "val", dtype)
-    steps = _int("steps", steps, 0)
-    batch_size = _int("batch_size", batch_size, 1)
-    eval_every = _int("eval_every", eval_every, 1)
+    steps, batch_size, eval_every, checkpoint_every = loop_options(
+        steps, batch_size, eval_every, checkpoint_every, patience, val is not None)
     eval_batch_size = _int("eval_batch_size", eval_batch_size, 1)
-    checkpoint_every = _int("checkpoint_every", checkpoint_every, 1)
     if eval_steps is not None:
         _int("eval_steps", eval_steps, 1)
-    if patience is not None:
-        _int("patience", patience, 1)
-        if val is None:
-            raise GenerativeError("patience needs a validation set (val=...)")
     if optimizer is None:
-        if isinstance(learning_rate, bool) or not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
-            raise GenerativeError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
-        if isinstance(lr_drop, bool) or not (isinstance(lr_drop, (int, float)) and math.isfinite(lr_drop) and lr_drop > 0):
-            raise GenerativeError(f"lr_drop must be a finite number > 0, got {lr_drop!r}")
+        positive_real("learning_rate", learning_rate)
+        positive_real("lr_drop", lr_drop)
         drop_every = _int("drop_every", drop_every, 0)
         optimizer = _adam(float(learning_rate), float(lr_drop), drop_every)
         opt_name = f"adam({float(learning_rate)!r}, lr_drop={float(lr_drop)!r}, drop_every={drop_every})"

@@ -34,7 +34,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .. import _checkpoint, _training
 from ._characteristics import check_samples
 from ._errors import GenerativeError
-from ._fit import _adam, _int, _key_data, optimiser_name, train_loop
+from ._fit import _adam, _int, _key_data, loop_options, optimiser_name, positive_real, train_loop
 from ._problems import _fingerprint
 from ._score import SGM, AbstractScoreModel, PotentialScore, ScoreNet
 from ._sde import AbstractSDE, check_sde
@@ -318,17 +318,10 @@ def fit_sgm(
     train = check_samples(raw, model.dim, "data", dtype)
     if val is not None:
         val = check_samples(val, model.dim, "val", dtype)
-    steps = _int("steps", steps, 0)
-    batch_size = _int("batch_size", batch_size, 1)
-    eval_every = _int("eval_every", eval_every, 1)
-    checkpoint_every = _int("checkpoint_every", checkpoint_every, 1)
-    if patience is not None:
-        _int("patience", patience, 1)
-        if val is None:
-            raise GenerativeError("fit_sgm: patience needs a validation set (val=...)")
+    steps, batch_size, eval_every, checkpoint_every = loop_options(
+        steps, batch_size, eval_every, checkpoint_every, patience, val is not None, "fit_sgm: ")
     if optimizer is None:
-        if isinstance(learning_rate, bool) or not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
-            raise GenerativeError(f"fit_sgm: learning_rate must be a finite number > 0, got {learning_rate!r}")
+        positive_real("learning_rate", learning_rate, "fit_sgm: ")
         optimizer = _adam(float(learning_rate), 1.0, 0)
         opt_name = f"adam({float(learning_rate)!r})"
     else:
