@@ -16,6 +16,26 @@ from typing import Any
 from . import _checkpoint
 
 
+class StepHistory:
+    """Reading a step loop's ``history`` (records with ``"step"``, ``"loss"`` and on evaluation steps
+    ``"val"``): mixed into the results of `neural.fit` and the generative fits."""
+
+    history: list
+
+    def losses(self):
+        """The training loss of every step."""
+        import numpy as np
+
+        return np.array([r["loss"] for r in self.history])
+
+    def val_losses(self):
+        """(steps, validation losses) of the evaluation steps."""
+        import numpy as np
+
+        rows = [(r["step"], r["val"]["loss"]) for r in self.history if r.get("val")]
+        return np.array([s for s, _ in rows], int), np.array([v for _, v in rows])
+
+
 def new_state(counter: str) -> dict[str, Any]:
     """The state of a loop that has not started."""
     return {counter: 0, "history": [], f"best_{counter}": 0, "best_val": math.inf, "bad_evals": 0, "stopped": False}

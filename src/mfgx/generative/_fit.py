@@ -89,7 +89,7 @@ def evaluate(
 
 
 @dataclasses.dataclass(frozen=True)
-class GenerativeFit:
+class GenerativeFit(_training.StepHistory):
     """The result of `fit`.
 
     - `model`: the selected `Flow`: the best validation loss when a validation set was given,
@@ -108,14 +108,6 @@ class GenerativeFit:
     steps_run: int
     stopped_early: bool
 
-    def losses(self) -> np.ndarray:
-        """The training objective of every step."""
-        return np.array([r["loss"] for r in self.history])
-
-    def val_losses(self) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, validation losses) of the evaluation steps."""
-        rows = [(r["step"], r["val"]["loss"]) for r in self.history if r.get("val")]
-        return np.array([s for s, _ in rows], int), np.array([v for _, v in rows])
 
 
 @functools.lru_cache(maxsize=16)

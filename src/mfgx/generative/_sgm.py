@@ -243,7 +243,7 @@ def evaluate_sgm(model: AbstractScoreModel, problem: SGM, data: Float[Array, "n 
 
 
 @dataclasses.dataclass(frozen=True)
-class SGMFit:
+class SGMFit(_training.StepHistory):
     """The result of `fit_sgm`: `model` (best validation loss, else the last), `final_model`,
     `history` (per step: ``step``, ``loss``, ``dsm`` (and ``hjb``), ``grad_norm``, ``seconds``;
     on evaluation steps ``val``/``train``), `best_step`, `selected_on`, `steps_run`, `stopped_early`."""
@@ -255,9 +255,6 @@ class SGMFit:
     selected_on: str
     steps_run: int
     stopped_early: bool
-
-    def losses(self) -> np.ndarray:
-        return np.array([r["loss"] for r in self.history])
 
 
 def fit_sgm(

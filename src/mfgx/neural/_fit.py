@@ -183,7 +183,7 @@ def evaluate(
 
 
 @dataclasses.dataclass(frozen=True)
-class NeuralFit:
+class NeuralFit(_training.StepHistory):
     """The result of `fit`.
 
     - `model`: the selected model: the best validation loss when a validation set was given,
@@ -202,14 +202,6 @@ class NeuralFit:
     steps_run: int
     stopped_early: bool
 
-    def losses(self) -> np.ndarray:
-        """The training loss of every step."""
-        return np.array([r["loss"] for r in self.history])
-
-    def val_losses(self) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, validation losses) of the evaluation steps."""
-        rows = [(r["step"], r["val"]["loss"]) for r in self.history if r.get("val")]
-        return np.array([s for s, _ in rows], int), np.array([v for _, v in rows])
 
 
 def trainable_filter(model: ParticleSDE, trainable: Callable | None):
