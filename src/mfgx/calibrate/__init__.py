@@ -4,7 +4,7 @@ The loop: a parameter path γ(t, μ) → θ → `mfgx.solve` → predicted flow 
 observations → gradient through the equilibrium (implicit adjoint) → optimiser update.
 
 - `Observations`: flows y[K, N, S] with masks, validated; `split` by trajectory.
-- Paths: `Constant`, `PiecewiseConstant`, `Neural` (bounded by softplus + floor or a box), and
+- Paths: `Constant`, `PiecewiseConstant`, `Spline` (smooth in time, B-splines), `Neural` (bounded by softplus + floor or a box), and
   `Known(fn)`, a fixed path γ(t, μ) = fn(t, μ) (a ground truth to evaluate or simulate at).
 - `CalibrationModel(game, path, to_params, solver)`: predictions and the loss.
 - `fit` → `Calibration` (validation-based selection, checkpoints, resume); `evaluate` on test data.
@@ -12,7 +12,8 @@ observations → gradient through the equilibrium (implicit adjoint) → optimis
   `bootstrap` (parametric bootstrap intervals), all with each trajectory's μ₀ as a nuisance
   parameter by default and optional Dirichlet (Pearson) weighting; `coverage` (how often a model's
   intervals contain a known truth over simulated replicates); `identifiability` (the Fisher
-  spectrum: which parameters the data cannot determine).
+  spectrum: which parameters the data cannot determine); `profile` (profile likelihood of one
+  parameter and its likelihood-ratio interval).
 - `simulate`: synthetic observations at a known path.
 """
 
@@ -21,7 +22,8 @@ from ._fit import Calibration, FitFailedWarning, fit, roughness
 from ._metrics import evaluate, path_error, paths
 from ._model import CalibrationModel, identity_params, scalar_params
 from ..data import Observations
-from ._paths import AbstractPath, Constant, Known, Neural, PiecewiseConstant
+from ._paths import AbstractPath, Constant, Known, Neural, PiecewiseConstant, Spline
+from ._profile import Profile, profile
 from ._synthetic import simulate
 from ._coverage import Coverage, coverage
 from ._identifiability import Identifiability, IdentifiabilityWarning, identifiability
@@ -41,6 +43,8 @@ __all__ = [
     "Neural",
     "Observations",
     "PiecewiseConstant",
+    "Profile",
+    "Spline",
     "Uncertainty",
     "bootstrap",
     "coverage",
@@ -51,6 +55,7 @@ __all__ = [
     "laplace",
     "path_error",
     "paths",
+    "profile",
     "refine",
     "roughness",
     "scalar_params",

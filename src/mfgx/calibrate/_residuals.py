@@ -206,23 +206,28 @@ class Blocks:
             s = s - np.einsum("kpa,kab,kb->kp", self.Hqa, inv, self.ga)
         return s
 
-    def step(self, lam: float, free_q: bool):
-        """The damped Gauss–Newton step (Δq, ΔA) (Δq = 0 when q is held)."""
+    def step(self, lam: float, free):
+        """The damped Gauss–Newton step (Δq, ΔA); ``free`` [P] bool marks the components of q that
+        move (the others are held: Δq = 0 there)."""
         P = self.gq.size
-        if not free_q:
-            return np.zeros(P), -np.einsum("kab,kb->ka", self._aa_inverse(lam), self.ga)
+        free = np.broadcast_to(np.asarray(free, bool), (P,))
+        dq = np.zeros(P)
+        if not free.any():
+            return dq, -np.einsum("kab,kb->ka", self._aa_inverse(lam), self.ga)
         S, inv = self.schur(lam)
-        S = S + 1e-300 * np.eye(P)
+        S = S[np.ix_(free, free)] + 1e-300 * np.eye(int(free.sum()))
         if inv is None:
-            return -np.linalg.solve(S, self.gq), None
+            dq[free] = -np.linalg.solve(S, self.gq[free])
+            return dq, None
         ya = np.einsum("kab,kb->ka", inv, self.ga)
         X = np.einsum("kab,kpb->kap", inv, self.Hqa)
-        dq = -np.linalg.solve(S, self.gq - np.einsum("kpa,ka->p", self.Hqa, ya))
+        dq[free] = -np.linalg.solve(S, (self.gq - np.einsum("kpa,ka->p", self.Hqa, ya))[free])
         return dq, -ya - np.einsum("kap,p->ka", X, dq)
 
 
-def polish(prob: Problem, q, A, *, free_q: bool, steps: int, rtol: float):
-    """Levenberg–Marquardt on ½‖r(q, A)‖² from (q, A) (A alone when ``free_q`` is False). With
+def polish(prob: Problem, q, A, *, free_q, steps: int, rtol: float):
+    """Levenberg–Marquardt on ½‖r(q, A)‖² from (q, A) (A alone when ``free_q`` is False; a bool
+    mask [P] frees those components of q only, as in a profile likelihood). With
     Pearson weights it is iteratively reweighted: each step holds the weights of the current point
     (a candidate is accepted if it lowers the residual under them; the weights are then recomputed),
     so it converges to the quasi-likelihood equations Σ_k J_kᵀ W_k r_k = 0. Steps are shortened to
@@ -236,14 +241,15 @@ def polish(prob: Problem, q, A, *, free_q: bool, steps: int, rtol: float):
         blocks, ok2 = linearise(prob, jnp.asarray(q), None if A is None else jnp.asarray(A), W)
         return W, blocks, ok and ok2
 
+    free = np.broadcast_to(np.asarray(free_q, bool), q.shape)
     W, blocks, ok = at(q, A)
     if not ok:
         raise CalibrationError("the equilibrium did not converge at the starting values of the polish")
-    if A is None and not free_q:
+    if A is None and not free.any():
         return q, A, blocks
     lam, fresh = 1e-3, True
     for _ in range(steps):
-        dq, dA = blocks.step(lam, free_q)
+        dq, dA = blocks.step(lam, free)
         cq = np.maximum(q + dq, lo + 0.5 * (q - lo))
         if hi is not None:
             cq = np.minimum(cq, hi - 0.5 * (hi - q))
@@ -266,3 +272,9 @@ def polish(prob: Problem, q, A, *, free_q: bool, steps: int, rtol: float):
     if not fresh:
         W, blocks, _ = at(q, A)
     return q, A, blocks
+
+
+def fit_nuisance(prob: Problem, q, steps: int = 20):
+    """The nuisance μ₀ fitted at fixed q (nothing to do without nuisance): (A, Blocks at (q, A))."""
+    _, A, blocks = polish(prob, q, prob.initial_logits(), free_q=False, steps=steps, rtol=1e-10)
+    return A, blocks

@@ -23,7 +23,7 @@ import numpy as np
 from .._progress import progress_bar
 from ._errors import CalibrationError
 from ._model import CalibrationModel
-from ._residuals import Problem, linearise, polish, problem, with_values
+from ._residuals import Problem, fit_nuisance, polish, problem, with_values
 
 KINDS = ("gauss_newton", "sandwich")
 
@@ -71,16 +71,10 @@ def _check_level(level):
         raise CalibrationError(f"level must be in (0, 1), got {level}")
 
 
-def _profile(prob: Problem, q, steps: int):
-    """The nuisance μ₀ fitted at fixed q (nothing to do without nuisance): (A, Blocks)."""
-    _, A, blocks = polish(prob, q, prob.initial_logits(), free_q=False, steps=steps, rtol=1e-10)
-    return A, blocks
-
-
 def intervals(prob: Problem, q, kinds, level: float, *, profile_steps: int = 20) -> dict[str, Uncertainty]:
     """Gauss–Newton and/or sandwich `Uncertainty` of q at the fit (the nuisance profiled first)."""
     _check_level(level)
-    A, blocks = _profile(prob, q, profile_steps)
+    A, blocks = fit_nuisance(prob, q, profile_steps)
     K, P = blocks.r.shape[0], q.size
     S, inv = blocks.schur()
     svals = np.linalg.svd(S, compute_uv=False)
@@ -152,7 +146,7 @@ def refine(
 def _noise_from(prob: Problem, q) -> float:
     """κ⁻¹ of Dirichlet noise from the Pearson residuals: σ̂² estimates 1/(κ + 1)."""
     pearson = Problem(prob.model, prob.y, prob.mask, prob.z, prob.nuisance, True)
-    _, blocks = _profile(pearson, q, 20)
+    _, blocks = fit_nuisance(pearson, q, 20)
     s2 = blocks.rss / max(pearson.dof(), 1)
     if not 0 < s2 < 1:
         raise CalibrationError(f"cannot estimate Dirichlet noise from these residuals (σ̂² = {s2:.3g})")
@@ -181,7 +175,7 @@ def bootstrap(
     if prob.z is not None:
         raise CalibrationError("the bootstrap re-simulates the observations and cannot re-create covariates")
     noise = _noise_from(prob, q) if noise is None else float(noise)
-    A, blocks = _profile(prob, q, 20)
+    A, blocks = fit_nuisance(prob, q, 20)
     mu0 = prob.initial_states(A) if prob.nuisance else np.asarray(
         jax.vmap(prob.model.initial)(prob.y[:, 0], prob.mask[:, 0]))
     model = prob.model
