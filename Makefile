@@ -2,12 +2,12 @@
 # it is created with $(PYTHON) when .venv/bin/python is missing, and (re)installed when
 # pyproject.toml is newer than the stamp .venv/.installed. After that, no network is needed.
 #
-#   make demo        calibrate the SIR MFG on bundled measles data; report in outputs/demo
+#   make demo        COVID first wave: SIR vs SIR MFGs on bundled WHO case data (quick); report in outputs/demo
 #   make test        the test suite (fast tests; ARGS="-k name" passes options to pytest)
 #   make test-slow   the slow tests only
-#   make bench       benchmarks (finite engine, calibration adjoints, neural SDEs, exact Nash;
+#   make bench       benchmarks (finite engine, calibration adjoints, neural SDEs, exact Nash, sweeps on Ray;
 #                    vs the calibration paper's code with PAPER_CODE=DIR, see benchmarks/paper_calibration.py)
-#   make bench-peers mfgx vs mfglib and OpenSpiel side by side (installs .venv-peers)
+#   make bench-peers mfgx vs mfglib, OpenSpiel and BenchMFG side by side (installs .venv-peers)
 #   make clean       remove outputs and caches (distclean: also .venv)
 
 PYTHON ?= python3
@@ -41,7 +41,7 @@ demo: venv
 	$(BIN)/mfgx demo $(ARGS)
 
 test: venv
-	$(BIN)/python -m pytest -n $(WORKERS) $(ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup $(ARGS)
 
 test-slow: venv
 	$(BIN)/python -m pytest -n $(WORKERS) -m slow $(ARGS)
@@ -51,12 +51,14 @@ bench: venv
 	$(BIN)/python benchmarks/calibration.py
 	$(BIN)/python benchmarks/neural.py
 	$(BIN)/python benchmarks/exact_nash.py
+	$(BIN)/python benchmarks/sweep.py
 	@if [ -n "$(PAPER_CODE)" ]; then bash benchmarks/peers/install_paper.sh; fi
 	$(BIN)/python benchmarks/paper_calibration.py $(if $(PAPER_CODE),--paper-code $(PAPER_CODE),)
 
 bench-peers: venv
 	bash benchmarks/peers/install.sh
 	$(BIN)/python benchmarks/peers/side_by_side.py $(ARGS)
+	$(BIN)/python benchmarks/peers/side_by_side_benchmfg.py
 
 clean:
 	rm -rf outputs build dist src/*.egg-info .pytest_cache .hypothesis

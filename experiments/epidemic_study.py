@@ -3,7 +3,7 @@ both with β(t, school term), γ(t, school term) (and the MFG's cost of infectio
 network, on measles epidemic waves in the 20 towns of England and Wales of He, Ionides & King (2010)
 (bundled with pypomp), aligned at onset, observing I only, split by town (test towns never seen).
 
-The settings are the demo's (`mfgx.studies.DEMO_CONFIG`), repeated over seeds: the seed draws the
+The settings are those of `mfgx.studies.MEASLES_CONFIG`, repeated over seeds: the seed draws the
 town split and the network's initialisation. Writes experiments/results/epidemic_study{_quick}.{md,json}
 and each seed's full report (figures, fitted models) under outputs/epidemic_study/seed<k>/.
 
@@ -32,9 +32,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("outputs/epidemic_study"))
+    parser.add_argument("--table-only", action="store_true", help="rewrite the .md from the saved .json")
     args = parser.parse_args()
+    suffix = "_quick" if args.quick else ""
+    if args.table_only:
+        saved = json.loads((RESULTS / f"epidemic_study{suffix}.json").read_text())
+        (RESULTS / f"epidemic_study{suffix}.md").write_text(_table(saved["runs"], saved["epochs"]))
+        return
     epochs = args.epochs or (20 if args.quick else 60)
-    base = studies.load_config(studies.DEMO_CONFIG)
+    base = studies.load_config(studies.MEASLES_CONFIG)
     runs = []
     for seed in args.seeds:
         cfg = dataclasses.replace(base, seed=seed, output=args.out / f"seed{seed}", fit={**base.fit, "epochs": epochs})
@@ -44,7 +50,6 @@ def main() -> None:
                      "test_towns": sorted({m["town"] for m in studies.load_splits(cfg)["test"].metadata["trajectories"]})})
         print(f"seed {seed}: test rel. L2 baseline {result.metrics['baseline']['test']['rel_l2']:.4f}, "
               f"MFG {result.metrics['mfg']['test']['rel_l2']:.4f} ({runs[-1]['wall_time_s']:.0f} s)")
-    suffix = "_quick" if args.quick else ""
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"epidemic_study{suffix}.json").write_text(json.dumps({"epochs": epochs, "runs": runs}, indent=2))
     (RESULTS / f"epidemic_study{suffix}.md").write_text(_table(runs, epochs))
@@ -74,9 +79,15 @@ def _table(runs, epochs) -> str:
         lines.append(f"| {split} | {l2b} | {l2m} | {rlb} | {rlm} | {imp.mean():+.1f} % | {(imp > 0).sum()}/{len(imp)} seeds |")
     test_imp = np.array([100 * (r["metrics"]["baseline"]["test"]["rel_l2"] - r["metrics"]["mfg"]["test"]["rel_l2"])
                          / r["metrics"]["baseline"]["test"]["rel_l2"] for r in runs])
-    verdict = ("beats" if (test_imp > 0).all() else "does not consistently beat") + " the baseline on held-out towns"
-    lines += ["", f"On the test towns the MFG {verdict} (relative L2 improvement per seed: "
-              + ", ".join(f"{x:+.1f} %" for x in test_imp) + ").", "",
+    v = studies.verdict(test_imp)
+    lines += ["", f"On the test towns, MFG vs baseline: **{v.label}** (relative-L2 improvement per seed: "
+              + ", ".join(f"{x:+.1f} %" for x in test_imp)
+              + f"; mean {v.mean:+.1f} %, 95 % interval over seeds [{v.low:+.1f}, {v.high:+.1f}] %).", "",
+              "This is no evidence for strategic behaviour either way: at measles prevalence (1e-4 to 1e-3) the "
+              "MFG's contact factor stays at its temperature-only value (the baseline with β rescaled), β(t, school "
+              "term) from the same network absorbs any behavioural factor, and the SIR model is too crude for "
+              "measles (no births, no latent period). The strategic test is the COVID first-wave study "
+              "(`experiments/results/covid_study.md`).", "",
               "Test towns per seed: " + "; ".join(f"{r['seed']}: {', '.join(r['test_towns'])}" for r in runs), "",
               "Wall time per seed (s): " + ", ".join(f"{r['wall_time_s']:.0f}" for r in runs), ""]
     return "\n".join(lines)

@@ -163,9 +163,9 @@ def test_cli_solve_exit_status_follows_convergence():
 def _demo_raw():
     import tomllib
 
-    from mfgx.studies import DEMO_CONFIG
+    from mfgx.studies import MEASLES_CONFIG
 
-    return tomllib.loads(open(DEMO_CONFIG).read())
+    return tomllib.loads(open(MEASLES_CONFIG).read())
 
 
 @pytest.mark.parametrize("section,key,value,match", [

@@ -102,8 +102,10 @@ def test_config_file_errors(tmp_path):
 
 
 def test_demo_config_is_valid():
-    cfg = studies.load_config(studies.DEMO_CONFIG)
+    cfg = studies.load_config(studies.MEASLES_CONFIG)
     assert (cfg.kind, cfg.source, cfg.split_by) == ("epidemic", "measles", "town")
+    demo = studies.load_config(studies.DEMO_CONFIG)  # the demo is the quick COVID study
+    assert (demo.kind, demo.source) == ("covid", "covid3month")
 
 
 @pytest.mark.slow

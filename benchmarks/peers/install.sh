@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create <repo>/.venv-peers with the peer libraries (mfglib 0.3.0, OpenSpiel 2.0.2,
-# CPU torch) pinned in benchmarks/peers/requirements.txt.  Idempotent: a stamp file
+# BenchMFG 0.1.3, CPU torch) pinned in benchmarks/peers/requirements.txt.  Idempotent: a stamp file
 # holding the requirements' checksum skips the work when nothing changed.
 #   bash benchmarks/peers/install.sh        # then: .venv-peers/bin/python ...
 #   FORCE=1 bash benchmarks/peers/install.sh  # rebuild from scratch
@@ -14,7 +14,7 @@ PY="${PYTHON:-python3}"
 
 want="$(sha256sum "$REQ" | cut -d' ' -f1)"
 if [[ "${FORCE:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \
-   && "$VENV/bin/python" -c "import torch, mfglib, pyspiel" 2>/dev/null; then
+   && "$VENV/bin/python" -c "import torch, mfglib, pyspiel, benchmfg" 2>/dev/null; then
   echo "peers venv up to date: $VENV"
   exit 0
 fi
@@ -31,10 +31,11 @@ if "$VENV/bin/python" -m pip list 2>/dev/null | grep -qi '^nvidia-'; then
   echo "warning: nvidia-* packages present in $VENV" >&2
 fi
 "$VENV/bin/python" - <<'PY'
-import torch, mfglib, pyspiel
+import torch, mfglib, pyspiel, benchmfg
 from importlib.metadata import version
 assert torch.zeros(3).sum().item() == 0.0
-print("torch", torch.__version__, "mfglib", version("mfglib"), "open_spiel", version("open_spiel"))
+print("torch", torch.__version__, "mfglib", version("mfglib"), "open_spiel", version("open_spiel"),
+      "bench-mfg-suite", version("bench-mfg-suite"))
 PY
 echo "$want" > "$STAMP"
 echo "peers venv ready: $VENV"

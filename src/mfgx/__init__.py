@@ -6,7 +6,8 @@ Subpackages: `finite` (the finite-state engine, also at the top level), `games` 
 `calibrate` (fitting parameter paths to observed flows), `data` (observations and real data),
 `continuous` (LQ closed forms, grid HJB–FP), `neural` (particle and neural SDE MFGs),
 `generative` (generative flows as MFGs: OT-Flow potentials, CNFs), `studies` (real-data studies
-and their configurations), `plot` (figures). The last five are imported on first use.
+and their configurations), `plot` (figures), `sweep` (sweeps of configurations over axes and seeds
+as Ray tasks). The last six are imported on first use.
 """
 
 import importlib
@@ -18,9 +19,9 @@ from .finite import *  # noqa: F403  (the public face of the engine: see mfgx.fi
 
 __version__ = "0.1.0"
 
-_LAZY = ("continuous", "generative", "neural", "plot", "studies")
+_LAZY = ("continuous", "generative", "neural", "plot", "studies", "sweep")
 
-__all__ = ["calibrate", "continuous", "data", "finite", "games", "generative", "neural", "plot", "studies", *finite.__all__]
+__all__ = ["calibrate", "continuous", "data", "finite", "games", "generative", "neural", "plot", "studies", "sweep", *finite.__all__]
 
 
 def __getattr__(name):

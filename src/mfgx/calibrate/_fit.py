@@ -18,10 +18,11 @@ import optax
 
 from .. import _checkpoint, _fingerprint, _training
 from .._progress import progress_bar
+from .._sharding import shard_batch
 from ..finite import ConvergenceWarning
 from ._errors import CalibrationError, runtime_reason as _reason
 from ._metrics import evaluate
-from ._paths import Constant, PiecewiseConstant
+from ._paths import Constant, PiecewiseConstant, Spline
 from ._identifiability import identifiability
 from ._model import CalibrationModel, check_compatible, covariates_of, trajectory_loss
 from ..data import Observations
@@ -88,6 +89,8 @@ def roughness(model: CalibrationModel, y, mask, z=None):
 def _batch_step(params, static, opt_state, y, mask, z, weight, starts, guess, optimizer, window, smoothness=0.0):
     """One optimiser step on one mini-batch: (params, opt_state, data loss, n_nonconverged, worst
     residual, equilibrium flows). The optimised loss adds ``smoothness`` × `roughness`."""
+    # Sharding hook (mfgx.sweep, issue 19): split the mini-batch over the local devices; no-op on one.
+    y, mask, z, weight, starts, guess = shard_batch((y, mask, z, weight, starts, guess))
 
     def batch_loss(p):
         model = eqx.combine(p, static)
@@ -110,6 +113,13 @@ def _batch_step(params, static, opt_state, y, mask, z, weight, starts, guess, op
     return params, opt_state, loss, n_bad, worst, flows
 
 
+@eqx.filter_jit
+def _init_optimizer(optimizer, params):
+    """The optimiser's state, in one compiled call (not one compile per array operation)."""
+    return optimizer.init(params)
+
+
+@eqx.filter_jit
 def _initial_flows(model, y, mask):
     """Each training trajectory's first warm start: its μ₀ at every time (for a state-action mean
     field, μ₀ times the uniform policy). Any flow serves as a start; this one needs no compile."""
@@ -195,7 +205,7 @@ def fit(
     - ``smoothness`` λ ≥ 0: the optimised loss adds λ·`roughness`, ∫‖γ'(t)‖² dt of the path on
       each trajectory (a Tikhonov/H¹ penalty for time paths: `PiecewiseConstant`, `Neural` in t);
       the reported ``train_loss`` is the data loss alone. Choose λ on validation data.
-    - ``identify`` (default: on for `Constant`/`PiecewiseConstant` paths): after the fit, the
+    - ``identify`` (default: on for `Constant`/`PiecewiseConstant`/`Spline` paths): after the fit, the
       Fisher-spectrum diagnostic (`identifiability`) of the selected model on the training data;
       non-identified parameters are warned about (`IdentifiabilityWarning`) with the reason.
     - ``callback(record)`` runs after every epoch; returning True stops the fit.
@@ -228,7 +238,7 @@ def fit(
     n_batches = -(-K // B)
 
     params, static = eqx.partition(model, model.trainable())
-    opt_state = optimizer.init(params)
+    opt_state = _init_optimizer(optimizer, params)
     key = jax.random.PRNGKey(seed)
     best_params = params
     y, mask, z = jnp.asarray(train.values), jnp.asarray(train.mask), covariates_of(train)
@@ -317,7 +327,7 @@ def fit(
     stopped = bool(state.get("stopped", False))
     ident = None
     if identify is None:
-        identify = isinstance(model.path, (Constant, PiecewiseConstant))
+        identify = isinstance(model.path, (Constant, PiecewiseConstant, Spline))
     if identify:
         try:
             ident = identifiability(selected, train)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..finite import ConvergenceWarning
+from .._sharding import shard_batch
 from ._errors import CalibrationError, runtime_reason
 from ._model import CalibrationModel, _predict, check_compatible, covariates_of
 
@@ -33,7 +34,8 @@ def predict_batched(model: CalibrationModel, values, mask, batch_size: int, cova
         for start in range(0, idx.size, B):
             sel = idx[start : start + B]
             try:
-                f, c, r = _predict(model, values[sel], mask[sel], None if covariates is None else covariates[sel])
+                # Sharding hook (mfgx.sweep, issue 19): the chunk split over the local devices; no-op on one.
+                f, c, r = _predict(model, *shard_batch((values[sel], mask[sel], None if covariates is None else covariates[sel])))
             except (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError) as err:
                 rows = sorted(set((sel % K).tolist()))
                 raise CalibrationError(

@@ -389,15 +389,25 @@ def _run_study(config, out: Path | None, epochs: int | None, progress: bool, con
     if out is not None:
         config = dataclasses.replace(config, output=out)
     if epochs is not None:
-        config = dataclasses.replace(config, fit={**config.fit, "epochs": epochs})
+        config = dataclasses.replace(config, fit={**config.fit, "steps" if config.kind == "covid" else "epochs": epochs})
     if restart:
         config = dataclasses.replace(config, fit={**config.fit, "resume": False})
     console.print(f"[bold]{config.kind} study[/] on [bold]{config.source}[/] → {config.output}")
     try:
         result = studies.run(config, progress=progress, console=console)
-    except CalibrationError as err:
+    except (CalibrationError, studies.CovidStudyError) as err:
         console.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(2) from None
+    if config.kind == "covid":  # a verdict table: model vs peer, with its interval
+        table = Table(title="COVID first wave: verdicts (95 % intervals over seeds and countries)")
+        for col in ("comparison", "verdict", "mean", "interval"):
+            table.add_column(col, justify="left" if col in ("comparison", "verdict") else "right")
+        for name, v in result.verdicts.items():
+            table.add_row(name, v.label, f"{v.mean:+.3g}", f"[{v.low:+.3g}, {v.high:+.3g}]")
+        console.print(table)
+        report = result.out / "report.md"
+        console.print(f"report: [bold]{report.resolve()}[/] (figures in {(result.out / 'figures').resolve()})")
+        return report
     table = Table(title=f"{config.kind}: baseline vs MFG", show_lines=False)
     for col in ("split", "model", "L2", "rel. L2", "vs baseline"):
         table.add_column(col, justify="right" if col not in ("split", "model") else "left")
@@ -449,14 +459,119 @@ def demo(
     progress: Annotated[bool, _PROGRESS] = True,
     restart: Annotated[bool, _RESTART] = False,
 ) -> None:
-    """Calibrate the SIR MFG (and the SIR-ODE baseline) on measles waves in big towns of England and
-    Wales (bundled real data, offline; about a minute) and write a report into --out."""
+    """The COVID first-wave study in its quick setting (bundled WHO data, offline; about a minute):
+    SIR without behaviour, with free β(t), and the anticipatory and myopic SIR MFGs, judged on
+    3-week forecasts of held-out countries; the report leads with the verdict and its interval.
+    --epochs overrides the optimiser steps."""
     from mfgx import studies
 
     console = Console()
     _run_study(studies.load_config(studies.DEMO_CONFIG), out, epochs, progress, console, restart)
 
 
+@app.command()
+def generate(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML configuration (see mfgx.generative._config).", show_default=False)
+    ] = None,
+    problem: Annotated[
+        str | None, typer.Option("--problem", "-p", help="Without --config: cnf, ot, crowd, jko or sgm, with its defaults.", show_default=False)
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="Data: a 2-D toy (moons, 8gaussians, checkerboard, …), gaussian or mixture8.", show_default=False)
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", file_okay=False, help="Override [run] output.", show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Override [fit] steps (more steps resume from the checkpoint).", show_default=False)] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes and a few steps: a smoke run.")] = False,
+    progress: Annotated[bool, _PROGRESS] = True,
+    restart: Annotated[bool, _RESTART] = False,
+) -> None:
+    """Train a generative flow or diffusion model as a mean-field game (mfgx.generative) and write
+    report.md (held-out metrics), metrics.json, figures (samples, density, trajectories, flow.gif,
+    losses) and checkpoints into the output folder; a rerun resumes.
+
+    Example: [bold]mfgx generate --problem cnf --data moons --quick[/]
+    """
+    from mfgx import generative
+
+    console = Console()
+    overrides = {"quick": True if quick else None, "output": out, "steps": steps, "data": data}
+    try:
+        if config is not None:
+            if problem is not None:
+                raise generative.ConfigError("give --config or --problem, not both (the file names its problem)")
+            cfg = generative.load_config(config, **overrides)
+        elif problem is not None:
+            cfg = generative.default_config(problem, **overrides)
+        else:
+            raise generative.ConfigError("give --config FILE or --problem cnf|ot|crowd|jko|sgm")
+        console.print(f"[bold]generate {cfg.problem}[/] on [bold]{cfg.data['name']}[/] → {cfg.output}"
+                      + (" [yellow](quick mode)[/]" if cfg.quick else ""))
+        result = generative.run(cfg, progress=progress, restart=restart, console=console)
+    except generative.GenerativeError as err:
+        from rich.markup import escape
+
+        console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    table = Table(title=f"{cfg.problem}: held-out metrics", show_lines=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in result.metrics["held_out"].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            table.add_row(k, f"{v:.4g}")
+    console.print(table)
+    tr = result.metrics["training"]
+    if tr["resumed_from_step"]:
+        console.print(f"resumed from step {tr['resumed_from_step']} of {tr['steps_run']}")
+    console.print(f"report: [bold]{(result.out / 'report.md').resolve()}[/] (figures in {(result.out / 'figures').resolve()})")
+
+
 def main() -> None:
     """Entry point of the ``mfgx`` script."""
     app()
+
+
+# --------------------------------------------------------------------------------------------
+# Sweeps (mfgx.sweep)
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="TOML sweep file (see mfgx.sweep).", show_default=False)],
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to run on (e.g. 'auto' or 'ray://head:10001'); default: a new local Ray.",
+                     show_default=False),
+    ] = None,
+    num_cpus: Annotated[
+        int | None, typer.Option("--num-cpus", min=1, help="CPUs of the local Ray (default: all).", show_default=False)
+    ] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard every earlier trial and run all again.")] = False,
+    collect: Annotated[bool, typer.Option("--collect", help="Only aggregate the finished trials; run nothing.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the live table of trials.")] = True,
+) -> None:
+    """Run every trial of a sweep (a base configuration over axes and seeds) as a Ray task, then write
+    sweep.json, sweep.md (mean ± sd and 95 % t-intervals over seeds) and figures. A rerun skips
+    finished trials, resumes interrupted ones from their checkpoints and reruns changed ones.
+
+    Example: [bold]mfgx sweep experiments/sweeps/calibration_paper_smoke.toml --num-cpus 2[/]
+    """
+    from mfgx import sweep as sweeps
+
+    console = Console()
+    try:
+        spec = sweeps.load_spec(config)
+        result = sweeps.collect(spec) if collect else sweeps.run(
+            spec, address=address, num_cpus=num_cpus, restart=restart, progress=progress, console=console)
+    except sweeps.SweepError as err:
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print((result.out / "sweep.md").read_text(encoding="utf-8"), markup=False, soft_wrap=True)
+    reused = sum(r["reused"] for r in result.records)
+    console.print(f"{len(result.records)} trials ({reused} reused from earlier runs) in {result.seconds:.0f} s; "
+                  f"results in [bold]{result.out.resolve()}[/] (sweep.json, sweep.md, figures/)")
+    if result.n_failed:
+        for r in result.records:
+            if r["status"] != "done":
+                console.print(f"[red]failed[/] {r['id']}: {r['error']}", soft_wrap=True)
+        raise typer.Exit(1)

@@ -3,6 +3,7 @@
 from ._adjoint import AbstractAdjoint, ImplicitAdjoint, UnrolledAdjoint
 from ._control import ControlGame, individual_value, social_cost
 from ._dynamics import best_response, evaluate, exploitability, propagate, uniform_policy
+from ._stationary import benchmfg_exploitability
 from ._game import FiniteGame, rate_game
 from ._neumann import Neumann
 from ._precision import PrecisionWarning
@@ -51,6 +52,7 @@ __all__ = [
     "PriorDescent",
     "RateKernel",
     "Softmax",
+    "benchmfg_exploitability",
     "best_response",
     "evaluate",
     "exploitability",

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
 from jax import lax
 from jaxtyping import Array, Float
 
+from . import _stationary
 from ._game import FiniteGame
+from ._kernels import RateKernel
 from ._validate import check_distribution
 
 Flow = Float[Array, "T1 S"]
 Policy = Float[Array, "T1 S A"]
+
+
+def _unroll(game: FiniteGame) -> bool:
+    """Unroll short scans (≤ 16 steps) unless a step is costly to compile (a matrix exponential or
+    inverse per action: unrolling multiplies its compile time by the horizon, 3× for T = 12)."""
+    kernel = game.kernel
+    heavy = isinstance(kernel, RateKernel) and kernel.scheme in ("expm", "implicit")
+    return game.horizon <= 16 and not heavy
 
 
 def rewards(game: FiniteGame, mf) -> Float[Array, "T1 S A"]:
@@ -37,7 +47,7 @@ def _backward(game: FiniteGame, mf, pick, extra=None):
         return v, (q, v, pi)
 
     v_end = jnp.zeros(game.n_states, r.dtype)
-    _, (q, v, pi) = lax.scan(step, v_end, (game.times(), r, mf, extra), reverse=True, unroll=game.horizon <= 16)
+    _, (q, v, pi) = lax.scan(step, v_end, (game.times(), r, mf, extra), reverse=True, unroll=_unroll(game))
     return q, v, pi
 
 
@@ -53,7 +63,8 @@ def best_response(game: FiniteGame, mf, temperature=None):
     """
     pick = _greedy(temperature)
     if game.stationary:
-        return _policy_iteration(game, mf, pick, temperature)
+        pi, q, v, _ = _stationary.value_iteration(game, mf[0], pick, temperature)
+        return pi[None], q[None], v[None]
     q, v, pi = _backward(game, mf, pick)
     return pi, q, v
 
@@ -98,8 +109,8 @@ def evaluate(game: FiniteGame, policy: Policy, mf, temperature=None):
     check_distribution(policy, "policy", (game.horizon + 1, game.n_states, game.n_actions))
     check_temperature(temperature)
     if game.stationary:
-        v = _stationary_value(game, policy[0], mf[0], temperature)
-        return _stationary_q(game, mf[0], v)[None], v[None]
+        q, v, _ = _stationary.policy_value(game, policy[0], mf[0], temperature)
+        return q[None], v[None]
 
     def pick(q, pi_t):
         return (pi_t * q).sum(-1) + _entropy_bonus(pi_t, temperature), None
@@ -120,7 +131,7 @@ def propagate(game: FiniteGame, policy: Policy) -> Flow:
     For a stationary game: the stationary distribution μ[1, S] of the policy."""
     check_distribution(policy, "policy", (game.horizon + 1, game.n_states, game.n_actions))
     if game.stationary:
-        return _stationary_distribution(game, policy[0])[None]
+        return _stationary.stationary_distribution(game, policy[0])[0][None]
 
     def step(mu, xs):
         t, pi_t = xs
@@ -128,30 +139,54 @@ def propagate(game: FiniteGame, policy: Policy) -> Flow:
         mu_next = game.kernel.push(t, game.mean_field_of(mu, pi_t), game.params, joint)
         return mu_next, mu_next
 
-    _, rest = lax.scan(step, game.mu0, (jnp.arange(game.horizon), policy[:-1]), unroll=game.horizon <= 16)
+    _, rest = lax.scan(step, game.mu0, (jnp.arange(game.horizon), policy[:-1]), unroll=_unroll(game))
     return jnp.concatenate([game.mu0[None], rest], axis=0)
 
 
-def score(game: FiniteGame, policy: Policy, temperature=None):
-    """Everything exploitability needs for one policy: flow μ, mean field m, (π*, Q*, V*) and (Q^π, V^π)."""
+def score(game: FiniteGame, policy: Policy, temperature=None, warm=None):
+    """Everything exploitability needs for one policy: flow μ, mean field m, (π*, Q*, V*) and (Q^π, V^π),
+    and ``ok``: whether every inner loop converged (always True for finite-horizon games). ``warm``: a
+    previous score to start the inner loops of a stationary game from (ignored otherwise)."""
+    if getattr(game, "stationary", False):
+        check_distribution(policy, "policy", (1, game.n_states, game.n_actions))
+        return _stationary.score(game, policy, _greedy(temperature), temperature, warm)
     mu = propagate(game, policy)
     mf = game.mean_field_of(mu, policy)
     br, q_star, v_star = best_response(game, mf, temperature)
     q_pi, v_pi = evaluate(game, policy, mf, temperature)
-    weights = mu[0] if getattr(game, "stationary", False) else game.mu0
-    expl = jnp.dot(weights, v_star[0] - v_pi[0])
-    return dict(mu=mu, mf=mf, br=br, q_star=q_star, v_star=v_star, q_pi=q_pi, v_pi=v_pi, expl=expl)
+    expl = jnp.dot(game.mu0, v_star[0] - v_pi[0])
+    return dict(mu=mu, mf=mf, br=br, q_star=q_star, v_star=v_star, q_pi=q_pi, v_pi=v_pi, expl=expl,
+                ok=jnp.asarray(True))
 
 
 def exploitability(game: FiniteGame, policy: Policy, temperature=None) -> Float[Array, ""]:
     r"""expl(π) = Σ_x μ₀(x) [max_a Q*_0(x, a) − Σ_a π_0(a|x) Q^π_0(x, a)], with both Q-values
     computed against the mean field induced by π. It is ≥ 0, and 0 exactly at a Nash equilibrium.
     This is mfglib's definition; for an OpenSpiel game of horizon H it equals NashConv with T = H−1.
-    For a stationary game the weights are the stationary distribution μ of π instead of μ₀.
+
+    **Discounted (stationary) games**: expl(π) = Σ_x μ^π(x) [V*(x) − V^π(x)], with μ^π the stationary
+    distribution of π (μ = μ P^π(m(μ)), the one reached from μ₀ when there are several), V* and V^π
+    the exact (to ~1e-12 relative) discounted values against m(μ^π). BenchMFG's measure (μ after a
+    fixed number of mean-field steps, values truncated after a fixed number of sweeps) is
+    `benchmfg_exploitability`.
+
+    Compiled once per game structure and shapes (`equinox.filter_jit`; games holding functions
+    are fine) and reused by later calls.
 
     With ``temperature=τ``: the exploitability in the entropy-regularised game (soft best-response
     value minus the policy's value with entropy bonus), which is 0 at the fixed point of `Softmax(τ)`.
     """
+    check_temperature(temperature)
+    if isinstance(game, FiniteGame) and not isinstance(policy, jax.core.Tracer):
+        check_distribution(policy, "policy", (game.horizon + 1, game.n_states, game.n_actions))
+        policy = jnp.asarray(policy, game.mu0.dtype)
+    if temperature is not None and not isinstance(temperature, jax.core.Tracer):
+        temperature = jnp.asarray(temperature, game.mu0.dtype)  # traced: one compilation for every τ
+    return _exploitability(game, policy, temperature)
+
+
+@eqx.filter_jit
+def _exploitability(game, policy, temperature):
     return score(game, policy, temperature)["expl"]
 
 
@@ -159,78 +194,3 @@ def exploitability(game: FiniteGame, policy: Policy, temperature=None) -> Float[
 def uniform_policy(game: FiniteGame) -> Policy:
     S, A = game.n_states, game.n_actions
     return jnp.full((game.horizon + 1, S, A), 1.0 / A, dtype=game.mu0.dtype)
-
-
-# --- stationary (discounted, infinite-horizon) games -------------------------------------------
-
-def _linear_solve(fn, rhs):
-    """Matrix-free GMRES (see _adjoint.py for why not a dense factorisation)."""
-    op = lx.FunctionLinearOperator(fn, jax.ShapeDtypeStruct(rhs.shape, rhs.dtype))
-    solver = lx.GMRES(rtol=1e-13, atol=1e-14, restart=50, max_steps=20 * rhs.shape[0] + 100)
-    return lx.linear_solve(op, rhs, solver).value
-
-
-def _stationary_q(game: FiniteGame, m, v):
-    """Q(x, a) = r(x, a; m) + γ E[v(X′) | x, a]."""
-    return game.reward(0, m, game.params) + game.discount * game.kernel.expect(0, m, game.params, v)
-
-
-def _stationary_value(game: FiniteGame, pi, m, temperature=None):
-    """Solve V = Σ_a π (r + τ·(−log π)) + γ P^π V (τ = 0 without a temperature)."""
-    r = (pi * game.reward(0, m, game.params)).sum(-1) + _entropy_bonus(pi, temperature)
-
-    def apply(v):
-        return v - game.discount * (pi * game.kernel.expect(0, m, game.params, v)).sum(-1)
-
-    return _linear_solve(apply, r)
-
-
-def _policy_iteration(game: FiniteGame, mf, pick, temperature, max_iter: int = 200):
-    """(Soft) policy iteration: evaluate π exactly, improve greedily (or by softmax), until stable."""
-    m = mf[0]
-
-    def improve(pi):
-        v = _stationary_value(game, pi, m, temperature)
-        q = _stationary_q(game, m, v)
-        return pick(q)[1], q
-
-    def cond(c):
-        k, _, _, change = c
-        return (k < max_iter) & (change > 1e-13)
-
-    def body(c):
-        k, pi, _, _ = c
-        new, q = improve(pi)
-        return k + 1, new, q, jnp.max(jnp.abs(new - pi))
-
-    S, A = game.n_states, game.n_actions
-    pi0 = jnp.full((S, A), 1.0 / A, game.mu0.dtype)
-    init = (jnp.asarray(0), pi0, jnp.zeros((S, A), game.mu0.dtype), jnp.asarray(jnp.inf, game.mu0.dtype))
-    _, pi, q, _ = lax.while_loop(cond, body, init)
-    v = pick(q)[0]
-    return pi[None], q[None], v[None]
-
-
-def _stationary_distribution(game: FiniteGame, pi, max_iter: int = 100):
-    """μ = μ P^π(m(μ)): a linear solve for μ (I − P^π + 𝟙𝟙ᵀ) = 𝟙ᵀ, repeated while m depends on μ."""
-
-    def stationary_given(mu_guess):
-        m = game.mean_field_of(mu_guess, pi)
-
-        def apply(x):
-            return x - game.kernel.push(0, m, game.params, x[:, None] * pi) + x.sum()
-
-        mu = _linear_solve(apply, jnp.ones_like(mu_guess))
-        return jnp.clip(mu, 0.0, None) / jnp.clip(mu, 0.0, None).sum()
-
-    def cond(c):
-        k, _, change = c
-        return (k < max_iter) & (change > 1e-14)
-
-    def body(c):
-        k, mu, _ = c
-        new = stationary_given(mu)
-        return k + 1, new, jnp.max(jnp.abs(new - mu))
-
-    _, mu, _ = lax.while_loop(cond, body, (jnp.asarray(0), game.mu0, jnp.asarray(jnp.inf, game.mu0.dtype)))
-    return mu

@@ -34,6 +34,18 @@ class AbstractKernel(eqx.Module):
     def push(self, t, m, params, joint: Float[Array, "S A"]) -> Float[Array, " S"]:
         return jnp.einsum("xa,xay->y", joint, self.matrix(t, m, params))
 
+    def frozen(self, t, m, params) -> "AbstractKernel":
+        """The kernel at (t, m, θ) with everything that depends on (t, m, θ) evaluated once: its
+        ``expect``/``push`` then ignore (t, m, θ) and cost only the linear map. For loops that apply
+        one kernel many times (value iteration, power iteration). Default: linearisations of
+        ``expect`` and ``push`` (JAX keeps only the part that acts on v or L)."""
+        S = jnp.shape(m)[0]
+        dtype = jnp.result_type(m)
+        _, expect = jax.linearize(lambda v: self.expect(t, m, params, v), jnp.zeros(S, dtype))
+        _, push = jax.linearize(lambda L: self.push(t, m, params, L), jnp.zeros(jax.eval_shape(
+            lambda: self.expect(t, m, params, jnp.zeros(S, dtype))).shape, dtype))
+        return _LinearKernel(expect, push)
+
     def check(self, t, m, params) -> tuple[Float[Array, ""], Float[Array, ""]]:
         """(smallest probability, largest |row sum − 1|) of the kernel at (t, m): the runtime
         validity check of `solve` along the solution (0, 0 for a kernel without a dense form)."""
@@ -44,6 +56,26 @@ class AbstractKernel(eqx.Module):
         return P.min(), jnp.abs(P.sum(-1) - 1).max()
 
 
+class _LinearKernel(AbstractKernel):
+    """A kernel frozen at one (t, m, θ): ``expect`` and ``push`` as linear maps."""
+
+    expect_map: Callable
+    push_map: Callable
+
+    def expect(self, t, m, params, v):
+        return self.expect_map(v)
+
+    def push(self, t, m, params, joint):
+        return self.push_map(joint)
+
+
+class _Fixed(eqx.Module):
+    value: Array
+
+    def __call__(self, t, m, params):
+        return self.value
+
+
 class DenseKernel(AbstractKernel):
     """A kernel given as a function ``fn(t, m, θ) -> P[x, a, x']`` (rows sum to one)."""
 
@@ -51,6 +83,9 @@ class DenseKernel(AbstractKernel):
 
     def matrix(self, t, m, params):
         return self.fn(t, m, params)
+
+    def frozen(self, t, m, params):
+        return DenseKernel(_Fixed(self.matrix(t, m, params)))
 
 
 def _generator(q: Float[Array, "S A S"]) -> Float[Array, "S A S"]:
@@ -112,6 +147,9 @@ class RateKernel(AbstractKernel):
         low, err = super().check(t, m, params)
         return jnp.minimum(low, off.min()), err
 
+    def frozen(self, t, m, params):
+        return DenseKernel(_Fixed(self.matrix(t, m, params)))
+
     def expect(self, t, m, params, v):
         if self.scheme == "euler":  # v + Δt Q v, without forming I
             return v[:, None] + self.dt * jnp.einsum("xay,y->xa", self.generator(t, m, params), v)
@@ -134,6 +172,9 @@ class NeighbourKernel(AbstractKernel):
     def _w(self, t, m, params):
         w = self.weights(t, m, params) if callable(self.weights) else self.weights
         return jnp.broadcast_to(w, self.dest.shape)
+
+    def frozen(self, t, m, params):
+        return NeighbourKernel(self.dest, self._w(t, m, params)) if callable(self.weights) else self
 
     def expect(self, t, m, params, v):
         return (self._w(t, m, params) * v[self.dest]).sum(-1)

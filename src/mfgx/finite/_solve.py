@@ -14,12 +14,12 @@ from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
 from ._adjoint import AbstractAdjoint, ImplicitAdjoint, implicit_jvp
-from ._dynamics import evaluate, exploitability, propagate, uniform_policy
+from ._dynamics import evaluate, exploitability, propagate, score, uniform_policy
 from ._game import FiniteGame
 from ._control import ControlGame
-from ._solvers import AbstractSolver, FixedPoint, Softmax
+from ._solvers import AbstractSolver, FixedPoint, Softmax, _PolicySolver
 from ._precision import resolve_tol
-from ._validate import SIMPLEX_TOL
+from ._validate import SIMPLEX_TOL, check_distribution
 
 
 class ConvergenceWarning(UserWarning):
@@ -48,6 +48,10 @@ class Equilibrium(eqx.Module):
       ≥ −ε and sums to 1 within ε (ε = max(1e-6, 1000·machine ε)), and (with diagnostics) the
       kernel at every (t, m_t) actually used has no negative probability (or rate) and rows summing
       to 1. A kernel valid where the game was probed but not elsewhere is caught here.
+    - `inner_converged`: for discounted games, whether the inner loops of the final evaluation (the
+      stationary distribution of the policy, its value and the best-response value) reached their
+      tolerance; False makes `converged` False (a mean field that never settles, e.g. a kernel that
+      jumps with μ). Always True for finite-horizon games.
     """
 
     flow: Float[Array, "T1 S"]
@@ -60,6 +64,7 @@ class Equilibrium(eqx.Module):
     residual: Float[Array, ""]
     converged: Bool[Array, ""]
     valid: Bool[Array, ""]
+    inner_converged: Bool[Array, ""]
 
 
 def _mass_tol(dtype) -> float:
@@ -106,7 +111,8 @@ def _warn_if_not_converged(converged, steps, residual, name, valid=True):
         bad = np.flatnonzero(~converged.ravel())
         warnings.warn(
             f"{name} did not converge in {int(np.max(steps))} steps for {bad.size} of "
-            f"{converged.size} game(s); worst residual {float(np.max(residual)):.3g}. "
+            f"{converged.size} game(s); worst residual {float(np.max(residual)):.3g} (for a discounted game, "
+            "also when an inner loop did not settle: see Equilibrium.inner_converged). "
             "Raise max_steps, add damping, or use a different solver (throw=True raises instead).",
             ConvergenceWarning,
             stacklevel=3,
@@ -126,7 +132,12 @@ def _iterate(game, solver, tol, max_steps, loop_kind, guess=None):
         state, res = solver.step(game, state)
         return k + 1, state, res
 
-    start = solver.init(game) if guess is None else lax.stop_gradient(guess)
+    if guess is None:
+        start = solver.init(game)
+    elif isinstance(solver, _PolicySolver):  # an initial policy
+        start = solver.init(game, lax.stop_gradient(guess))
+    else:
+        start = lax.stop_gradient(guess)
     init = (jnp.asarray(0), start, jnp.asarray(jnp.inf, game.mu0.dtype))
     if loop_kind == "lax":
         return lax.while_loop(cond, body, init)
@@ -193,14 +204,19 @@ def _solve(game: FiniteGame, solver: AbstractSolver, tol, max_steps: int, throw:
 
 
 def _finalise(game, solver, policy, steps, residual, tol) -> Equilibrium:
-    mu = propagate(game, policy)
-    mf = game.mean_field_of(mu, policy)
-    _, value = evaluate(game, policy, mf)
-    expl = exploitability(game, lax.stop_gradient(policy))
+    if getattr(game, "stationary", False):  # one evaluation gives flow, value and exploitability
+        sc = score(game, lax.stop_gradient(policy))
+        mu, mf, value, expl, ok = sc["mu"], sc["mf"], sc["v_pi"], sc["expl"], sc["ok"]
+    else:
+        mu = propagate(game, policy)
+        mf = game.mean_field_of(mu, policy)
+        _, value = evaluate(game, policy, mf)
+        expl = exploitability(game, lax.stop_gradient(policy))
+        ok = jnp.asarray(True)
     tau = solver.regularisation()
     reg_expl = expl if tau is None else exploitability(game, lax.stop_gradient(policy), tau)
-    return Equilibrium(mu, mf, policy, value, expl, reg_expl, jnp.asarray(steps), residual, residual <= tol,
-                       jnp.asarray(True))
+    return Equilibrium(mu, mf, policy, value, expl, reg_expl, jnp.asarray(steps), residual,
+                       (residual <= tol) & ok, jnp.asarray(True), ok)
 
 
 def _flow_only(game, mf, policy, steps, residual, tol) -> Equilibrium:
@@ -213,7 +229,8 @@ def _flow_only(game, mf, policy, steps, residual, tol) -> Equilibrium:
         mu = mf if game.mean_field == "state" else propagate(game, policy)
     nan = jnp.full((), jnp.nan, mu.dtype)
     value = jnp.full(mu.shape, jnp.nan, mu.dtype)
-    return Equilibrium(mu, mf, policy, value, nan, nan, jnp.asarray(steps), residual, residual <= tol, jnp.asarray(True))
+    return Equilibrium(mu, mf, policy, value, nan, nan, jnp.asarray(steps), residual, residual <= tol, jnp.asarray(True),
+                       jnp.asarray(True))
 
 
 @eqx.filter_jit
@@ -261,7 +278,9 @@ def solve(
     ``guess``: a mean-field flow m[T+1, S] to start from instead of the flow of the uniform policy
     (warm start, e.g. the previous solution in a loop over nearby parameters); flow fixed-point
     solvers (`FixedPoint`, `Softmax`) only. It changes where the iteration starts, not its fixed
-    point, and carries no gradient.
+    point, and carries no gradient. For policy-space solvers (`FictitiousPlay`, `MirrorDescent`,
+    `PriorDescent`): an initial policy π[T+1, S, A] instead of the uniform one (mirror descent's
+    logits still start at 0, as in BenchMFG's OMD, so only its first step sees it).
     """
     if not isinstance(game, (FiniteGame, ControlGame)):
         raise TypeError(f"solve expects a FiniteGame or ControlGame, got {type(game).__name__}")
@@ -277,10 +296,18 @@ def solve(
     tol = resolve_tol(tol, game.mu0.dtype)
     if not isinstance(adjoint, AbstractAdjoint):
         raise TypeError(f"adjoint must be ImplicitAdjoint() or UnrolledAdjoint(), got {adjoint!r}")
-    if guess is not None:
+    if guess is not None and isinstance(solver, _PolicySolver) and isinstance(game, FiniteGame):
+        shape = (game.horizon + 1, game.n_states, game.n_actions)
+        check_distribution(guess, "guess (an initial policy)", shape)
+        guess = jnp.asarray(guess, game.mu0.dtype)
+    elif guess is not None:
         if not isinstance(solver, (FixedPoint, Softmax)):
             raise TypeError(f"guess (a warm-start flow) is for FixedPoint and Softmax, not {type(solver).__name__}")
-        want = jax.eval_shape(lambda: solver.init(game))
+        if isinstance(game, FiniteGame):  # the flow's shape without tracing init (≈ 70 ms per call)
+            extra = (game.n_actions,) if game.mean_field == "state_action" else ()
+            want = jax.ShapeDtypeStruct((game.horizon + 1, game.n_states, *extra), game.mu0.dtype)
+        else:
+            want = jax.eval_shape(lambda: solver.init(game))
         if jnp.shape(guess) != want.shape:
             raise ValueError(f"guess must be a mean-field flow of shape {want.shape}, got {jnp.shape(guess)}")
         guess = jnp.asarray(guess, want.dtype)

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import jax.numpy as jnp
 
+from . import _stationary
 from ._dynamics import best_response, propagate, score, uniform_policy
 from ._game import FiniteGame
 
@@ -133,12 +134,14 @@ class Softmax(_FlowFixedPoint):
 
 
 class _PolicySolver(AbstractSolver):
-    def init(self, game):
-        pi = uniform_policy(game)
+    def init(self, game, policy=None):
+        """The state at ``policy`` (default: uniform)."""
+        pi = uniform_policy(game) if policy is None else policy
         return self._state(game, pi, score(game, pi, self.regularisation()), jnp.asarray(0))
 
     def _state(self, game, pi, sc, k):
-        return dict(pi=pi, k=k, **{n: sc[n] for n in ("mu", "mf", "br", "q_star", "q_pi")})
+        # v_star, v_pi: warm starts of the next step's inner loops (discounted games); ok: they converged
+        return dict(pi=pi, k=k, **{n: sc[n] for n in ("mu", "mf", "br", "q_star", "q_pi", "v_star", "v_pi", "ok")})
 
     def policy(self, game, state):
         return state["pi"]
@@ -148,7 +151,7 @@ class _PolicySolver(AbstractSolver):
 
     def step(self, game, state):
         pi = self._update(game, state)
-        sc = score(game, pi, self.regularisation())
+        sc = score(game, pi, self.regularisation(), warm=state)
         return self._state(game, pi, sc, state["k"] + 1), sc["expl"]
 
 
@@ -170,7 +173,10 @@ class FictitiousPlay(_PolicySolver):
         k = state["k"]
         w = 1.0 / (k + 2.0) if self.learning_rate is None else self.learning_rate
         pi_br = state["br"]
-        mu_br = propagate(game, pi_br)
+        if getattr(game, "stationary", False):  # warm start at the current distribution
+            mu_br = _stationary.stationary_distribution(game, pi_br[0], state["mu"][0])[0][None]
+        else:
+            mu_br = propagate(game, pi_br)
         a = (1 - w) * state["mu"][..., None]
         b = w * mu_br[..., None]
         num = a * state["pi"] + b * pi_br
@@ -206,9 +212,9 @@ class MirrorDescent(_PolicySolver):
     def regularisation(self):
         return self.temperature
 
-    def init(self, game):
-        state = super().init(game)
-        state["y"] = jnp.zeros_like(state["pi"])
+    def init(self, game, policy=None):
+        state = super().init(game, policy)
+        state["y"] = jnp.zeros_like(state["pi"])  # from an initial policy too (as BenchMFG's OMD)
         return state
 
     def _logits(self, state):
@@ -242,8 +248,8 @@ class PriorDescent(_PolicySolver):
         if self.n_inner is not None and not (isinstance(self.n_inner, int) and self.n_inner >= 1):
             raise ValueError(f"n_inner must be a positive int or None, got {self.n_inner!r}")
 
-    def init(self, game):
-        state = super().init(game)
+    def init(self, game, policy=None):
+        state = super().init(game, policy)
         state["prior"] = state["pi"]
         return state
 

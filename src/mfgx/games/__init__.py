@@ -1,6 +1,7 @@
 """The game zoo: each game is a constructor returning a `mfgx.FiniteGame`."""
 
 from ._build import Constant, deterministic_moves, grid_kernel
+from ._benchmfg import TableKernel, four_rooms_obstacles, kinetic_congestion, lasry_lions_chain, mf_garnet
 from ._grid import crowd_grid
 from ._epidemic import CYBER_BASE, bike_share, cybersecurity, lq_rates, sir
 from ._classic import (
@@ -38,6 +39,10 @@ from ._openspiel import (
 )
 
 REGISTRY = {
+    "four_rooms_obstacles": four_rooms_obstacles,
+    "kinetic_congestion": kinetic_congestion,
+    "lasry_lions_chain": lasry_lions_chain,
+    "mf_garnet": mf_garnet,
     "crowd_avoidance": crowd_avoidance,
     "crowd_modelling": crowd_modelling,
     "crowd_modelling_2d": crowd_modelling_2d,
@@ -66,6 +71,11 @@ REGISTRY = {
 }
 
 __all__ = [
+    "TableKernel",
+    "four_rooms_obstacles",
+    "kinetic_congestion",
+    "lasry_lions_chain",
+    "mf_garnet",
     "crowd_avoidance",
     "crowd_modelling",
     "crowd_modelling_2d",

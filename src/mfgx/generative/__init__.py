@@ -31,6 +31,10 @@ score matching + λ_HJB × the HJB residual of the log-density / score equation)
 
 Training: `fit(problem, data, key=…)` → `GenerativeFit` (checkpoints, exact resume, progress,
 validation selection), `evaluate`.
+
+The lab end to end (`mfgx generate`): `load_config` / `default_config` → `GenerateConfig` (TOML,
+checked before any work), `run` → `GenerateResult`: training with checkpoints and exact resume,
+held-out metrics, figures, metrics.json and report.md.
 """
 
 from . import datasets, metrics
@@ -51,10 +55,19 @@ from ._jko import (
 from ._transport import CrowdMotion, DynamicOT, Obstacle
 from ._sde import VE, VP, AbstractSDE, SubVP
 from ._score import SGM, AbstractScoreModel, ExactScore, GaussianScore, PotentialScore, ScoreNet, hjb_residual
-from ._sgm import SGMFit, bits_per_dim, evaluate_sgm, fit_sgm, log_likelihood, sample_ode, sample_sde
+from ._sgm import SGMFit, bits_per_dim, evaluate_sgm, fit_sgm, log_likelihood, reverse_trajectories, sample_ode, sample_sde
 from ._sgm import nll as sgm_nll
+from ._config import ConfigError, GenerateConfig, config_from_dict, default_config, load_config
+from ._run import GenerateResult, run
 
 __all__ = [
+    "ConfigError",
+    "GenerateConfig",
+    "GenerateResult",
+    "config_from_dict",
+    "default_config",
+    "load_config",
+    "run",
     "AbstractSDE",
     "AbstractScoreModel",
     "ExactScore",
@@ -71,6 +84,7 @@ __all__ = [
     "GaussianScore",
     "hjb_residual",
     "log_likelihood",
+    "reverse_trajectories",
     "sample_ode",
     "sample_sde",
     "sgm_nll",

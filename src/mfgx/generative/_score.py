@@ -265,6 +265,7 @@ class GaussianScore(AbstractScoreModel):
 
 
 _WEIGHTINGS = ("sigma2", "likelihood", "none")
+_SCHEDULES = ("constant", "linear", "cosine")
 
 
 def _weight(kind, sde, t):
@@ -279,7 +280,11 @@ class SGM(eqx.Module):
     r"""Score-based generative model as an MFG: DSM with weighting ``weighting`` (λ(t) = σ_t²
     "sigma2", g² "likelihood" or 1 "none") on t ~ U(``eps``, 1), plus ``lambda_hjb`` ×
     E[w(t)|R_θ|²] (w by ``hjb_weighting``: "none" or "sigma2") at the same forward samples, with
-    the ``divergence`` "exact" or "hutchinson" (one Rademacher probe per sample)."""
+    the ``divergence`` "exact" or "hutchinson" (one Rademacher probe per sample).
+
+    ``hjb_schedule`` ramps the weight over the first ``hjb_warmup`` = W training steps (`hjb_weight`;
+    s the number of steps done): "constant" λ, "linear" λ·min(1, s/W), "cosine"
+    λ·½(1 − cos(π·min(1, s/W))). Evaluation (`loss` without a step) uses the full λ."""
 
     sde: AbstractSDE
     weighting: str = eqx.field(static=True, default="sigma2")
@@ -287,9 +292,18 @@ class SGM(eqx.Module):
     hjb_weighting: str = eqx.field(static=True, default="none")
     divergence: str = eqx.field(static=True, default="exact")
     eps: float = eqx.field(static=True, default=1e-5)
+    hjb_schedule: str = eqx.field(static=True, default="constant")
+    hjb_warmup: int = eqx.field(static=True, default=0)
 
     def __check_init__(self):
         check_sde("SGM", self.sde)
+        if self.hjb_schedule not in _SCHEDULES:
+            raise GenerativeError(f"SGM: hjb_schedule must be one of {_SCHEDULES}, got {self.hjb_schedule!r}")
+        w = self.hjb_warmup
+        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 0:
+            raise GenerativeError(f"SGM: hjb_warmup must be an int >= 0 (steps), got {w!r}")
+        if self.hjb_schedule != "constant" and w < 1:
+            raise GenerativeError(f"SGM: hjb_schedule={self.hjb_schedule!r} needs hjb_warmup >= 1 (steps of the ramp), got {w!r}")
         if self.weighting not in _WEIGHTINGS:
             raise GenerativeError(f"SGM: weighting must be one of {_WEIGHTINGS}, got {self.weighting!r}")
         if self.hjb_weighting not in ("none", "sigma2"):
@@ -307,7 +321,18 @@ class SGM(eqx.Module):
         return {
             "problem": "SGM", **self.sde.settings(), "weighting": self.weighting, "lambda_hjb": float(self.lambda_hjb),
             "hjb_weighting": self.hjb_weighting, "divergence": self.divergence, "eps": float(self.eps),
+            **({} if self.hjb_schedule == "constant" else {"hjb_schedule": self.hjb_schedule, "hjb_warmup": int(self.hjb_warmup)}),
         }
+
+    def hjb_weight(self, step=None):
+        """The HJB weight after ``step`` training steps (module docstring); λ_HJB when None."""
+        lam = float(self.lambda_hjb)
+        if step is None or self.hjb_schedule == "constant":
+            return lam
+        r = jnp.minimum(1.0, jnp.asarray(step) / float(self.hjb_warmup))
+        if self.hjb_schedule == "linear":
+            return lam * r
+        return lam * 0.5 * (1.0 - jnp.cos(jnp.pi * r))
 
     def parts(self, model: AbstractScoreModel, x0: Float[Array, "n d"], key: PRNGKeyArray, *, divergence: str | None = None) -> dict:
         """Per-sample terms {"dsm": [n], "hjb": [n]} at fresh forward samples drawn from ``key``
@@ -331,9 +356,9 @@ class SGM(eqx.Module):
             out["hjb"] = _weight(self.hjb_weighting, self.sde, t) * R2
         return out
 
-    def loss(self, means: dict):
-        """E[DSM] + λ_HJB E[w R²]."""
-        return means["dsm"] + (self.lambda_hjb * means["hjb"] if self.lambda_hjb > 0 else 0.0)
+    def loss(self, means: dict, step=None):
+        """E[DSM] + λ E[w R²], λ = `hjb_weight`(``step``) (λ_HJB without a step)."""
+        return means["dsm"] + (self.hjb_weight(step) * means["hjb"] if self.lambda_hjb > 0 else 0.0)
 
 
 def hjb_residual(model: AbstractScoreModel, sde: AbstractSDE, x: Float[Array, "n d"], t: Float[Array, " n"], probes=None) -> Array:

@@ -55,7 +55,7 @@ def _dtype(model):
 
 
 @eqx.filter_jit
-def _reverse_sde(model, sde, key, n, d, n_steps, eps, solver_name):
+def _reverse_sde(model, sde, key, n, d, n_steps, eps, solver_name, n_frames=1):
     dtype = _dtype(model)
     T = sde.T
     kx, kw = jr.split(key)
@@ -79,10 +79,11 @@ def _reverse_sde(model, sde, key, n, d, n_steps, eps, solver_name):
     terms = diffrax.MultiTerm(diffrax.ODETerm(drift), diffrax.ControlTerm(diffusion, bm))
     sol = diffrax.diffeqsolve(
         terms, solver, 0.0, tau1, tau1 / n_steps, y0, stepsize_controller=diffrax.ConstantStepSize(),
-        saveat=diffrax.SaveAt(t1=True), max_steps=n_steps + 1,
+        saveat=diffrax.SaveAt(ts=jnp.linspace(0.0, tau1, n_frames)) if n_frames > 1 else diffrax.SaveAt(t1=True),
+        max_steps=n_steps + 1,
         adjoint=diffrax.DirectAdjoint() if solver_name == "euler" else diffrax.RecursiveCheckpointAdjoint(),
     )
-    return sol.ys[-1]
+    return sol.ys if n_frames > 1 else sol.ys[-1]
 
 
 def sample_sde(
@@ -99,6 +100,23 @@ def sample_sde(
     if not (0 < eps < sde.T):
         raise GenerativeError(f"sample_sde: eps must be in (0, {sde.T}), got {eps!r}")
     return _reverse_sde(model, sde, key, n, model.dim, n_steps, float(eps), solver)
+
+
+def reverse_trajectories(
+    model: AbstractScoreModel, sde: AbstractSDE, key: PRNGKeyArray, n: int, *,
+    n_frames: int = 25, n_steps: int = 500, eps: float = 1e-3, solver: str = "euler",
+) -> tuple[Float[Array, " k"], Float[Array, "k n d"]]:
+    """(t [k], y [k, n, d]): ``n`` reverse-SDE paths (as `sample_sde`, same key → same end points)
+    saved at ``n_frames`` = k equally spaced times from t = T down to ``eps``: the reverse diffusion
+    for pictures and animations."""
+    _check_model("reverse_trajectories", model, sde)
+    n, n_steps, n_frames = _int("n", n, 1), _int("n_steps", n_steps, 1), _int("n_frames", n_frames, 2)
+    if solver not in ("euler", "shark"):
+        raise GenerativeError(f"reverse_trajectories: solver must be 'euler' or 'shark', got {solver!r}")
+    if not (0 < eps < sde.T):
+        raise GenerativeError(f"reverse_trajectories: eps must be in (0, {sde.T}), got {eps!r}")
+    ys = _reverse_sde(model, sde, key, n, model.dim, n_steps, float(eps), solver, n_frames)
+    return sde.T - np.linspace(0.0, sde.T - float(eps), n_frames), ys
 
 
 def _pf_field(model, sde):
@@ -202,7 +220,7 @@ _TRACES = {"train": 0}
 
 
 @eqx.filter_jit
-def _train_step(params, static, opt_state, data, key, batch_size, optimizer, problem):
+def _train_step(params, static, opt_state, data, key, batch_size, optimizer, problem, step):
     _TRACES["train"] += 1
     pick, lkey = jr.split(key)
     idx = jr.choice(pick, data.shape[0], (batch_size,), replace=False)
@@ -211,7 +229,7 @@ def _train_step(params, static, opt_state, data, key, batch_size, optimizer, pro
     def f(p):
         terms = problem.parts(eqx.combine(p, static), xb, lkey)
         means = {k: jnp.mean(v) for k, v in terms.items()}
-        return problem.loss(means), means
+        return problem.loss(means, step), means
 
     (value, parts), grads = eqx.filter_value_and_grad(f, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -286,7 +304,7 @@ def fit_sgm(
     - ``model``: a score model, or "direct" (`ScoreNet(d, width, depth)`) / "potential"
       (`PotentialScore(d, width, depth)`) initialised from ``key``, in the data's precision.
     - Step s: a batch of ``batch_size`` rows without replacement, times, noise and probes, all
-      from fold_in(key, s).
+      from fold_in(key, s); the HJB term weighs ``problem.hjb_weight(s)`` (its schedule).
     - Evaluation every ``eval_every`` steps and at the end on ``val`` (`evaluate_sgm`, a fixed
       key, exact divergence); the best validation loss is returned; ``patience`` stops.
     - ``checkpoint_dir``: atomic checkpoints every ``checkpoint_every`` steps; ``resume=True``
@@ -348,7 +366,7 @@ def fit_sgm(
             _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (p, o, b), kind="sgm")
 
     params, opt_state, best_params = train_loop(
-        lambda p, o, s: _train_step(p, static, o, train, jr.fold_in(train_key, s), B, optimizer, problem),
+        lambda p, o, s: _train_step(p, static, o, train, jr.fold_in(train_key, s), B, optimizer, problem, jnp.asarray(s)),
         params, opt_state, best_params, state, steps=steps, save=save,
         metrics=lambda p, x: evaluate_sgm(eqx.combine(p, static), problem, x, key=eval_key, batch_size=eval_batch_size),
         train=train, val=val, eval_every=eval_every, checkpoint_every=checkpoint_every, eval_train=eval_train,

@@ -1,7 +1,8 @@
 r"""Study configurations in TOML: what `mfgx calibrate --config FILE` runs.
 
     [study]
-    kind = "epidemic"          # "epidemic" (SIR MFG vs SIR ODE) or "mobility" (bike-share MFG vs forward ODE)
+    kind = "epidemic"          # "epidemic" (SIR MFG vs SIR ODE), "mobility" (bike-share MFG vs forward ODE)
+                               # or "covid" (four SIR models on COVID first-wave cases; see _covid_study)
     output = "outputs/measles" # results, checkpoints, fitted models and figures go here
     seed = 0
 
@@ -40,6 +41,7 @@ _FIT_KEYS = set(inspect.signature(fit).parameters) - {"model", "train", "val", "
 SOURCES = {
     "epidemic": ("measles", "fluview", "observations"),
     "mobility": ("flights", "citibike", "observations"),
+    "covid": ("covid3month",),
 }
 
 
@@ -78,7 +80,8 @@ def _get(table: dict, key: str, kind, where: str, default=None, required: bool =
 
 
 _POSITIVE = {"epochs", "batch_size", "eval_every", "checkpoint_every", "patience", "learning_rate", "width",
-             "n_alpha", "temperature", "max_steps", "T", "a_max", "tol"}
+             "n_alpha", "temperature", "max_steps", "T", "a_max", "tol", "seeds", "steps", "countries", "gamma",
+             "c_alpha", "min_cases", "fit_days"}
 _UNIT = {"window": (0.0, 1.0, False), "damping": (0.0, 1.0, True), "susceptible": (0.0, 1.0, True)}
 
 
@@ -150,6 +153,8 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path("."), origin: str = 
     val = float(_get(data, "val", (int, float), where, default=0.15))
     test = float(_get(data, "test", (int, float), where, default=0.2))
     loader = {k: v for k, v in data.items() if k not in ("source", "split_by", "val", "test")}
+    if kind == "covid":
+        return _covid_config(raw, kind, output, source, seed, split_by, test, loader, origin)
     fit_options = dict(raw.get("fit", {}))
     bad = set(fit_options) - _FIT_KEYS
     if bad:
@@ -164,6 +169,21 @@ def config_from_dict(raw: dict[str, Any], base: Path = Path("."), origin: str = 
         from ._mobility import mobility_models as builder
     check_options({k: v for k, v in model.items() if k != "init"}, builder, f"{origin} [model]")
     return StudyConfig(kind, output, source, seed, file, split_by, val, test, loader, model, fit_options, origin)
+
+
+def _covid_config(raw, kind, output, source, seed, split_by, test, loader, origin) -> StudyConfig:
+    """A COVID study: [data] loader keys, [model] `CovidModel` fields and [fit] keys of its own."""
+    from ._covid_study import covid_options, data_options, model_options
+
+    if split_by is not None:
+        raise ConfigError(f"{origin} [data]: a covid study always holds out whole countries; drop split_by")
+    if not 0 < test < 1:
+        raise ConfigError(f"{origin} [data]: test must be a fraction in (0, 1), got {test}")
+    model, fit_options = dict(raw.get("model", {})), dict(raw.get("fit", {}))
+    check_options(loader, data_options, f"{origin} [data]")
+    check_options(model, model_options, f"{origin} [model]")
+    check_options(fit_options, covid_options, f"{origin} [fit]")
+    return StudyConfig(kind, output, source, seed, None, None, 0.0, test, loader, model, fit_options, origin)
 
 
 def load_config(path) -> StudyConfig:
