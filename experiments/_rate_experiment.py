@@ -168,10 +168,12 @@ def main(exp: Experiment):
             "",
             "## Constant truth: per-parameter estimates (Levenberg–Marquardt, training set) and 95 % intervals",
             "",
-            "Two standard errors on the training set: Gauss–Newton (i.i.d. Gaussian residuals) and the "
-            "trajectory-clustered sandwich (errors correlated within a trajectory, e.g. through the noisy y_0 used as μ₀). "
-            "Identifiability: `calibrate.identifiability` at the fit (training set): a parameter is NOT identified when it "
-            "loads on a flat direction of the Fisher spectrum or its relative standard error (the larger of Gauss–Newton and the clustered sandwich) exceeds 10 %.",
+            "Levenberg–Marquardt and standard errors with mfgx's defaults: each trajectory's μ₀ a nuisance parameter "
+            "(profiled out) and Pearson-weighted residuals (Dirichlet noise). Two standard errors on the training set: "
+            "Gauss–Newton and the trajectory-clustered sandwich. Identifiability: `calibrate.identifiability` at the fit "
+            "(training set, same residual model): a parameter is NOT identified when it loads on a flat direction of the "
+            "Fisher spectrum or its 95 % interval (relative s.e., the larger of Gauss–Newton and the clustered sandwich, "
+            "times 1.96) is wider than ±10 %.",
             "",
             "| noise | seed | parameter | truth | estimate | rel. error | s.e. Gauss–Newton | in interval | s.e. sandwich | in interval | cond(JᵀJ) | identifiability (rel. s.e.) |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -98,6 +98,7 @@ def main():
     ap.add_argument("--trajectories", type=int, default=20)
     ap.add_argument("--n-basis", type=int, default=4)
     ap.add_argument("--truths", nargs="*", default=["constant", "arc"])
+    ap.add_argument("--report", action="store_true", help="only write the tables from the finished rows")
     a = ap.parse_args()
     dims = a.dims or ([3, 8] if a.quick else [3, 8, 16, 32])
     seeds = a.seeds or (2 if a.quick else 5)
@@ -113,7 +114,7 @@ def main():
         for truth in a.truths:
             for noise in a.noise:
                 for seed in range(seeds):
-                    if (d, noise, seed, truth) in done:
+                    if (d, noise, seed, truth) in done or a.report:
                         continue
                     row = run_one(d, noise, seed, truth, a.trajectories, a.n_basis)
                     rows.append(row)
@@ -147,6 +148,12 @@ def main():
                     f"{int((err <= target).sum())}/{len(rs)}", f"{sum(1 for i in ident if i)}/{len(rs)}",
                     f"{sum(cov)}/{len(cov)}" if cov else "—", f"{np.mean([r['seconds'] for r in rs]):.1f}",
                 ]))
+    pending = [(d, t, n) for d in dims for t in a.truths for n in a.noise
+               if sum(1 for r in rows if (r["d"], r["truth"], r["noise"]) == (d, t, n)) < seeds]
+    if pending:
+        lines += ["", "**Incomplete run**: cells with fewer than " + str(seeds) + " seeds or none: "
+                  + ", ".join(f"{t} d = {d} noise {n}" for d, t, n in pending)
+                  + " (resume with the same command)."]
     missed = [r for r in rows if r["error"] > (0.02 if r["truth"] == "constant" else 0.05)]
     lines += ["", f"Rows missing the target: {len(missed)} of {len(rows)}."]
     for r in missed:

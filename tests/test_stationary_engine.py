@@ -100,12 +100,12 @@ def test_direct_and_power_stationary_distribution_agree(absorbing):
         ref = np.real(V[:, np.argmin(np.abs(w - 1))])
         ref = ref / ref.sum()
     for loops in (_stationary.DEFAULT, _stationary.Loops(direct_max_states=0)):
-        mu, ok = _stationary.stationary_distribution(game, jnp.asarray(pi), loops=loops)
+        mu, ok = eqx.filter_jit(_stationary.stationary_distribution)(game, jnp.asarray(pi), loops=loops)
         assert bool(ok)
         np.testing.assert_allclose(np.asarray(mu), ref, atol=1e-10)
     m = game.mean_field_of(game.mu0, jnp.asarray(pi))
     K = _stationary._frozen(game, m)
-    _, unique, accurate = _stationary._direct(game, K, m, jnp.asarray(pi), 1e-12)
+    _, unique, accurate = eqx.filter_jit(_stationary._direct)(game, K, m, jnp.asarray(pi), 1e-12)
     assert bool(unique) == bool(accurate) == (not absorbing)
 
 

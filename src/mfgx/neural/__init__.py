@@ -12,7 +12,8 @@ arXiv 2504.13228, with the improvements listed in the project's science note neu
   `FluxCorrection`: a learned generator term on compartments) and a diffusion
   (`ConstantDiffusion`, `AgentDiffusion`, `FluxDiffusion`).
 - Mean field: statistics of the empirical measure (`Mean`, `Moments`, `Quantile`, `Histogram`,
-  `KernelEmbedding`, `Stack`).
+  `KernelEmbedding`, `Stack`); per-agent features for `AgentMLP(features=...)` (`LocalDensity`:
+  kernel crowding ρ_h(xᵢ); `DriftFeature`: the game's drift bᵢ).
 - `simulate(model, x0, ts, key, integrator=Integrator(dt0, solver, adjoint))` with Diffrax.
 - Training: `PathData`, `PathLoss` (masked MSE on statistics + `MMD`/`Sinkhorn`/`Wasserstein1D`
   on clouds at all observed times), `fit` → `NeuralFit`, `evaluate`; distances `mmd`,
@@ -31,6 +32,7 @@ arXiv 2504.13228, with the improvements listed in the project's science note neu
 
 from ._data import PathData
 from ._errors import NeuralError
+from ._features import AbstractFeature, DriftFeature, LocalDensity
 from ._fit import NeuralFit, PathLoss, evaluate, fit, trainable_filter
 from ._games import (
     ElFarolData,
@@ -91,6 +93,7 @@ __all__ = [
     "AbstractDiffusion",
     "AbstractDistance",
     "AbstractDrift",
+    "AbstractFeature",
     "AbstractStatistic",
     "AgentDiffusion",
     "AgentMLP",
@@ -100,6 +103,7 @@ __all__ = [
     "ConstantDiffusion",
     "CostGradient",
     "CostMLP",
+    "DriftFeature",
     "ElFarolData",
     "ElFarolDrift",
     "Feedback",
@@ -107,6 +111,7 @@ __all__ = [
     "FluxDiffusion",
     "Histogram",
     "Integrator",
+    "LocalDensity",
     "KernelEmbedding",
     "Mean",
     "MeetingCost",

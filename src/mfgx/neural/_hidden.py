@@ -23,6 +23,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._data import PathData
 from ._errors import NeuralError
+from ._features import check_features
 from ._games import SIRDrift
 from ._model import AbstractCorrection, AbstractDrift, ParticleSDE
 from ._simulate import Integrator, _solve, check_covariates, check_simulation, check_x0, time_grid
@@ -313,10 +314,11 @@ class _Zero(AbstractCorrection):
         return jnp.zeros_like(jnp.asarray(x, jnp.asarray(population).dtype))
 
 
-def input_scaling(data: PathData, *, statistic: AbstractStatistic | None = Moments(), time: bool = True) -> dict:
+def input_scaling(data: PathData, *, statistic: AbstractStatistic | None = Moments(), time: bool = True, features=()) -> dict:
     r"""Input normalisation for `AgentMLP`/`FluxCorrection` from the data: {"loc", "scale"} for
-    the input vector z = (x, t, S, c), each entry standardised, (z − mean)/sd, over the initial
-    and observed clouds, the time grid and the statistics of those clouds (sd floored at 1e-3
+    the input vector z = (x, t, S, φ, c), each entry standardised, (z − mean)/sd, over the initial
+    and observed clouds, the time grid, the statistics of those clouds and the per-agent
+    ``features`` φ (as given to `AgentMLP`) of every agent in them (sd floored at 1e-3
     of the entry's magnitude, 1 for constant entries). Use as ``AgentMLP(d, statistic=S,
     **input_scaling(train, statistic=S), key=k)``: unscaled inputs of size ≫ 1 (e.g. arrival times
     near 15) saturate the tanh layers, which stalls training (issue 13)."""
@@ -339,6 +341,19 @@ def input_scaling(data: PathData, *, statistic: AbstractStatistic | None = Momen
         s = np.stack(per)
         locs.append(s.mean(0))
         scales.append(s.std(0))
+    features = check_features(features, "input_scaling")
+    if features:
+        cov = None if data.covariates is None else np.asarray(data.covariates)
+        pairs = [(data.t0, x0[b], None if cov is None else cov[b, 0]) for b in range(len(x0))]
+        if data.clouds is not None:
+            pairs += [(data.times[t], c[b, t][w[b, t]], None if cov is None else cov[b, t])
+                      for b in range(c.shape[0]) for t in range(c.shape[1]) if w[b, t].any()]
+        phi = np.concatenate([
+            np.concatenate([np.asarray(f(t, jnp.asarray(x), jnp.asarray(x), None if cv is None else jnp.asarray(cv))) for f in features], 1)
+            for t, x, cv in pairs
+        ])
+        locs.append(phi.mean(0))
+        scales.append(phi.std(0))
     if data.covariates is not None:
         z = np.asarray(data.covariates).reshape(-1, data.covariates.shape[-1])
         locs.append(z.mean(0))

@@ -24,6 +24,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._errors import NeuralError
+from ._features import AbstractFeature, check_features
 from ._statistics import AbstractStatistic, Moments
 
 
@@ -155,7 +156,7 @@ def _covariates(c, n, x, what):
 
 
 class _AgentNet(eqx.Module):
-    """MLP((zᵢ − loc)/scale) with zᵢ = (xᵢ, t, S(μᴺ), c) (t, S and c optional), per agent."""
+    """MLP((zᵢ − loc)/scale) with zᵢ = (xᵢ, t, S(μᴺ), φ(t, xᵢ, μᴺ), c) (t, S, φ and c optional), per agent."""
 
     mlp: eqx.nn.MLP
     statistic: AbstractStatistic | None
@@ -163,24 +164,28 @@ class _AgentNet(eqx.Module):
     covariates: int = eqx.field(static=True)
     loc: tuple[float, ...] = eqx.field(static=True)
     scale: tuple[float, ...] = eqx.field(static=True)
+    features: tuple[AbstractFeature, ...] = ()
 
-    def __init__(self, d, out, statistic, time, covariates, width, depth, activation, loc, scale, key, what):
+    def __init__(self, d, out, statistic, time, covariates, width, depth, activation, loc, scale, key, what, features=()):
         if not (isinstance(d, (int, np.integer)) and d >= 1):
             raise NeuralError(f"{what}: d must be a positive int, got {d!r}")
         if not (isinstance(covariates, (int, np.integer)) and covariates >= 0):
             raise NeuralError(f"{what}: covariates is the number of covariate inputs (int >= 0), got {covariates!r}")
         if statistic is not None and not isinstance(statistic, AbstractStatistic):
             raise NeuralError(f"{what}: statistic must be a mfgx.neural statistic or None, got {type(statistic).__name__}")
+        self.features = check_features(features, what)
         n_in = int(d) + int(bool(time)) + (0 if statistic is None else statistic.size(int(d))) + int(covariates)
+        n_in += sum(f.size(int(d)) for f in self.features)
         self.mlp = eqx.nn.MLP(n_in, out, width, depth, activation=activation, key=key)
         self.statistic, self.time, self.covariates = statistic, bool(time), int(covariates)
         self.loc, self.scale = _normaliser(n_in, loc, scale, what)
 
     def __call__(self, t, x, c):
-        return self.local(t, x, _empty(x) if self.statistic is None else self.statistic(x), c)
+        return self.local(t, x, _empty(x) if self.statistic is None else self.statistic(x), c, x)
 
-    def local(self, t, x, s, c):
-        """The per-agent map at query states x [n, d] with given statistics s [k] of the population."""
+    def local(self, t, x, s, c, population=None):
+        """The per-agent map at query states x [n, d] with given statistics s [k] of the population
+        (and the ``population`` [N, d] itself when the network reads per-agent features)."""
         if self.statistic is None:
             s = _empty(x)
         else:
@@ -189,18 +194,23 @@ class _AgentNet(eqx.Module):
                 raise NeuralError(f"the statistic {type(self.statistic).__name__} has {self.statistic.size(x.shape[-1])} entries, got s of shape {s.shape}")
         tt = jnp.reshape(jnp.asarray(t, x.dtype), (1,)) if self.time else _empty(x)
         cc = _covariates(c, self.covariates, x, "this network")
+        if self.features and population is None:
+            raise NeuralError("this network reads per-agent features of the population: read it with .at(t, x, population)")
+        phi = jnp.concatenate([f(t, x, population, c) for f in self.features], axis=1) if self.features else x[:, :0]
         loc, scale = jnp.asarray(self.loc, x.dtype), jnp.asarray(self.scale, x.dtype)
-        return jax.vmap(lambda xi: self.mlp((jnp.concatenate([xi, tt, s, cc]) - loc) / scale))(x)
+        return jax.vmap(lambda xi, fi: self.mlp((jnp.concatenate([xi, tt, s, fi, cc]) - loc) / scale))(x, phi)
 
 
 class AgentMLP(AbstractCorrection):
     r"""One MLP shared by all agents (exchangeable): f_φ(t, X, c)ᵢ = κ · MLP((zᵢ − loc)/scale),
-    zᵢ = (xᵢ, t, S(μᴺ), c) (t, S and c optional).
+    zᵢ = (xᵢ, t, S(μᴺ), φ(t, xᵢ, μᴺ), c) (t, S, φ and c optional).
 
     - ``d``: the state dimension; ``statistic``: the population features S (default `Moments`:
       mean and variance; None for none); ``time``: whether t is an input; ``covariates``: the
       number C of covariates c_t (e.g. intervention indicators) fed to the network.
-    - ``loc``/``scale``: fixed normalisation of the input vector (x, t, s, c) (scalars or one per
+    - ``features``: per-agent features φ of the mean field (`LocalDensity`: the crowding at the
+      agent; `DriftFeature`: the game's drift at the agent), a tuple (default none).
+    - ``loc``/``scale``: fixed normalisation of the input vector (x, t, s, φ, c) (scalars or one per
       entry); ``out_scale`` κ multiplies the output (a small κ starts near the pure MFG drift).
     """
 
@@ -220,9 +230,10 @@ class AgentMLP(AbstractCorrection):
         loc=None,
         scale=None,
         out_scale: float = 1.0,
+        features=(),
         key: PRNGKeyArray,
     ):
-        self.net = _AgentNet(d, d, statistic, time, covariates, width, depth, activation, loc, scale, key, "AgentMLP")
+        self.net = _AgentNet(d, d, statistic, time, covariates, width, depth, activation, loc, scale, key, "AgentMLP", features)
         self.out_scale = float(out_scale)
 
     def __call__(self, t, x, c=None):
@@ -230,14 +241,15 @@ class AgentMLP(AbstractCorrection):
 
     def term(self, t, x: Float[Array, "n d"], s: Float[Array, " k"], c: Array | None = None) -> Float[Array, "n d"]:
         r"""The learned drift as a function (t, x, s) ↦ κ · MLP((x, t, s, c)): at query states
-        x [n, d] with the population statistics s = S(μ) [k] given (ignored without a statistic)."""
+        x [n, d] with the population statistics s = S(μ) [k] given (ignored without a statistic).
+        A network with per-agent ``features`` needs the population: use `at`."""
         x = jnp.asarray(x)
         return self.out_scale * self.net.local(t, x, s, c)
 
     def at(self, t, x, population, c=None):
         population = jnp.asarray(population)
         s = _empty(population) if self.net.statistic is None else self.net.statistic(population)
-        return self.term(t, jnp.asarray(x, population.dtype), s, c)
+        return self.out_scale * self.net.local(t, jnp.asarray(x, population.dtype), s, c, population)
 
 
 class PopulationMLP(AbstractCorrection):
