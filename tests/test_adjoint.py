@@ -84,7 +84,8 @@ RATE_GAMES = {
 
 @pytest.mark.parametrize(
     "name",
-    ["sir", pytest.param("cybersecurity", marks=pytest.mark.slow), pytest.param("cybersecurity-expm", marks=pytest.mark.slow)],
+    [pytest.param("sir", marks=pytest.mark.slow), pytest.param("cybersecurity", marks=pytest.mark.slow),
+     pytest.param("cybersecurity-expm", marks=pytest.mark.slow)],
 )
 def test_rate_game_path_gradients(name):
     game, theta, component = RATE_GAMES[name]

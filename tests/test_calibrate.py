@@ -230,6 +230,7 @@ def sir_params(g):
     return {"beta": g[:, 0], "gamma": g[:, 1]}
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::mfgx.NonSmoothWarning")
 def test_sir_two_parameters_recovered():
     """(β, γ) of the SIR game from 8 noise-free flows. The paper's exact grid best response: its

@@ -68,7 +68,7 @@ def test_spline_refine_recovers_an_arc_in_time():
     polished by `refine` from a constant start, recovers γ(t) within 2 % of its range at every t
     (the flat start is 40 % off)."""
     game = games.lq_rates(d=3, T=T, n_points=N, scheme="implicit")
-    obs = calibrate.simulate(game, calibrate.Known(_arc, 1), MU0)
+    obs = calibrate.simulate(game, calibrate.Known(_arc, 1), MU0[:3])
     model = calibrate.CalibrationModel(game, calibrate.Spline((0.0, T), np.full(5, 1.0)))
     fitted = calibrate.refine(model, obs, steps=30)
     t = np.asarray(model.times)

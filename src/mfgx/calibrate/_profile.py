@@ -74,6 +74,13 @@ def _crossing(v, s, threshold, side):
     return float(side * np.inf)
 
 
+def _check_values(values, lo, hi):
+    values = np.asarray(values, float).ravel()
+    if values.size < 2 or not np.all(np.isfinite(values)) or np.any(values <= lo) or (hi is not None and np.any(values >= hi)):
+        raise CalibrationError(f"profile values must be ≥ 2 finite numbers inside the path's bounds ({lo}, {hi})")
+    return values
+
+
 def profile(
     obj, observations, index: int = 0, values=None, *, level: float = 0.95, n: int = 9, span: float = 4.0,
     steps: int = 20, initial: str = "nuisance", noise_model: str = "dirichlet", progress: bool = False,
@@ -94,9 +101,11 @@ def profile(
     dof = prob.dof()
     if dof < 1:
         raise CalibrationError(f"not enough observations for {P} parameters (residual degrees of freedom {dof})")
+    lo, hi = prob.model.path.floor, prob.model.path.upper
+    if values is not None:
+        _check_values(values, lo, hi)
     A0, blocks = fit_nuisance(prob, q)
     rss0, sigma2 = blocks.rss, blocks.rss / dof
-    lo, hi = prob.model.path.floor, prob.model.path.upper
     if values is None:
         S, _ = blocks.schur()
         se = float(np.sqrt(sigma2 * np.linalg.pinv(S, hermitian=True)[index, index]))
@@ -106,9 +115,7 @@ def profile(
         if hi is not None:
             grid = np.minimum(grid, hi - 0.05 * (hi - q[index]))
         values = np.unique(grid)
-    values = np.asarray(values, float).ravel()
-    if values.size < 2 or not np.all(np.isfinite(values)) or np.any(values <= lo) or (hi is not None and np.any(values >= hi)):
-        raise CalibrationError(f"profile values must be ≥ 2 finite numbers inside the path's bounds ({lo}, {hi})")
+    values = _check_values(values, lo, hi)
     free = np.ones(P, bool)
     free[index] = False
     results = {}
