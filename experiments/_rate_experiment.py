@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import mfgx
@@ -32,37 +31,7 @@ from mfgx import calibrate as cal
 from _common import dirichlet_mu0, fit_case, fmt_row, mean_se, meta, show, write
 
 
-class Truth(cal.AbstractPath):
-    """γ(t, μ) = lo + span · s(t, μ), with s = 1 (constant), 4t(T − t)/T² (arc) or μ(state) (mean-field);
-    ``lo``, ``span`` and ``state`` per component."""
-
-    lo: jax.Array
-    span: jax.Array
-    states: jax.Array
-    kind: str
-    T: float
-
-    def __init__(self, kind, lo, span, T, states=None):
-        self.floor, self.upper = 0.0, None
-        self.kind, self.T = kind, float(T)
-        self.lo, self.span = jnp.asarray(lo, float), jnp.asarray(span, float)
-        self.states = jnp.zeros(self.lo.shape, int) if states is None else jnp.asarray(states, int)
-
-    @property
-    def size(self):
-        return self.lo.shape[0]
-
-    def raw(self, t, mu):
-        if self.kind == "constant":
-            s = jnp.ones_like(self.lo)
-        elif self.kind == "arc":
-            s = jnp.full_like(self.lo, 4 * t * (self.T - t) / self.T**2)
-        else:
-            s = mu[self.states]
-        return self.lo + self.span * s
-
-    def transform(self, z):
-        return z
+Truth = cal.Reference  # γ = lo + span·s(t, μ): constant, arc 4t(T − t)/T² or μ(state)
 
 
 @dataclass

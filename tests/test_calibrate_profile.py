@@ -132,3 +132,16 @@ def test_profile_rejects_bad_arguments(noisy_lq):
         calibrate.profile(model, noisy_lq, 0, values=[-1.0, 1.0])
     with pytest.raises(calibrate.CalibrationError, match="level"):
         calibrate.profile(model, noisy_lq, 0, level=1.5)
+
+
+def test_reference_truths_are_the_papers_paths():
+    t = jnp.linspace(0.0, T, 5)
+    mu = jnp.tile(jnp.array([0.2, 0.3, 0.5]), (5, 1))
+    arc = calibrate.Reference("arc", [0.1], [2.9], T)
+    np.testing.assert_allclose(np.asarray(arc.evaluate(t, mu))[:, 0], 0.1 + 2.9 * 4 * t * (T - t) / T**2, rtol=1e-14)
+    mf = calibrate.Reference("mean_field", [0.1, 0.0], [2.9, 1.0], T, states=[2, 0])
+    np.testing.assert_allclose(np.asarray(mf.evaluate(t, mu)), np.tile([0.1 + 2.9 * 0.5, 0.2], (5, 1)), rtol=1e-14)
+    const = calibrate.Reference("constant", 1.55, 0.0, T)
+    assert const.size == 1 and float(const(0.3, mu[0])[0]) == 1.55
+    with pytest.raises(calibrate.CalibrationError, match="kind"):
+        calibrate.Reference("spiral", 1.0, 0.0, T)

@@ -4,8 +4,9 @@ The loop: a parameter path γ(t, μ) → θ → `mfgx.solve` → predicted flow 
 observations → gradient through the equilibrium (implicit adjoint) → optimiser update.
 
 - `Observations`: flows y[K, N, S] with masks, validated; `split` by trajectory.
-- Paths: `Constant`, `PiecewiseConstant`, `Spline` (smooth in time, B-splines), `Neural` (bounded by softplus + floor or a box), and
-  `Known(fn)`, a fixed path γ(t, μ) = fn(t, μ) (a ground truth to evaluate or simulate at).
+- Paths: `Constant`, `PiecewiseConstant`, `Spline` (smooth in time, B-splines), `Neural` (bounded by softplus + floor or a box),
+  `Known(fn)`, a fixed path γ(t, μ) = fn(t, μ) (a ground truth to evaluate or simulate at), and
+  `Reference`, the calibration paper's constant / arc / mean-field ground truths.
 - `CalibrationModel(game, path, to_params, solver)`: predictions and the loss.
 - `fit` → `Calibration` (validation-based selection, checkpoints, resume); `evaluate` on test data.
 - `refine` (Levenberg–Marquardt polish), `laplace` (Gauss–Newton or sandwich intervals),
@@ -22,7 +23,7 @@ from ._fit import Calibration, FitFailedWarning, fit, roughness
 from ._metrics import evaluate, path_error, paths
 from ._model import CalibrationModel, identity_params, scalar_params
 from ..data import Observations
-from ._paths import AbstractPath, Constant, Known, Neural, PiecewiseConstant, Spline
+from ._paths import AbstractPath, Constant, Known, Neural, PiecewiseConstant, Reference, Spline
 from ._profile import Profile, profile
 from ._synthetic import simulate
 from ._coverage import Coverage, coverage
@@ -44,6 +45,7 @@ __all__ = [
     "Observations",
     "PiecewiseConstant",
     "Profile",
+    "Reference",
     "Spline",
     "Uncertainty",
     "bootstrap",

@@ -318,3 +318,42 @@ class Known(AbstractPath):
     @property
     def size(self) -> int:
         return self.p
+
+
+class Reference(AbstractPath):
+    r"""The calibration paper's ground-truth paths: γ(t, μ) = lo + span·s(t, μ) per component, with
+    s = 1 (``kind="constant"``), 4t(T − t)/T² (``"arc"``, 0 at t = 0 and T, 1 at T/2) or μ(state)
+    (``"mean_field"``, one ``states`` index per component). Nothing is trained: a truth to
+    `simulate` from and to measure fits against. ``lo``, ``span``: scalars or [p]."""
+
+    lo: Float[Array, " p"]
+    span: Float[Array, " p"]
+    states: Array
+    kind: str = eqx.field(static=True)
+    T: float = eqx.field(static=True)
+
+    def __init__(self, kind: str, lo, span, T: float, states=None):
+        if kind not in ("constant", "arc", "mean_field"):
+            raise CalibrationError(f"kind must be 'constant', 'arc' or 'mean_field', got {kind!r}")
+        if not T > 0:
+            raise CalibrationError(f"T must be positive, got {T!r}")
+        self.floor, self.upper = 0.0, None
+        self.kind, self.T = kind, float(T)
+        self.lo, self.span = jnp.atleast_1d(jnp.asarray(lo, float)), jnp.atleast_1d(jnp.asarray(span, float))
+        self.states = jnp.zeros(self.lo.shape, int) if states is None else jnp.asarray(states, int)
+
+    @property
+    def size(self) -> int:
+        return self.lo.shape[0]
+
+    def raw(self, t, mu):
+        if self.kind == "constant":
+            s = jnp.ones_like(self.lo)
+        elif self.kind == "arc":
+            s = jnp.full_like(self.lo, 4 * t * (self.T - t) / self.T**2)
+        else:
+            s = mu[self.states]
+        return self.lo + self.span * s
+
+    def transform(self, z):
+        return z  # the values are the parameters themselves

@@ -45,36 +45,7 @@ from .. import calibrate as cal
 from ._spec import SweepError
 
 
-class Truth(cal.AbstractPath):
-    """γ(t, μ) = lo + span·s(t, μ), s = 1 (constant), 4t(T − t)/T² (arc) or μ[states] (mean_field)."""
-
-    lo: jax.Array
-    span: jax.Array
-    states: jax.Array
-    kind: str = eqx.field(static=True)
-    T: float = eqx.field(static=True)
-
-    def __init__(self, kind, lo, span, T, states=None):
-        self.floor, self.upper = 0.0, None
-        self.kind, self.T = kind, float(T)
-        self.lo, self.span = jnp.asarray(lo, float), jnp.asarray(span, float)
-        self.states = jnp.zeros(self.lo.shape, int) if states is None else jnp.asarray(states, int)
-
-    @property
-    def size(self):
-        return self.lo.shape[0]
-
-    def raw(self, t, mu):
-        if self.kind == "constant":
-            s = jnp.ones_like(self.lo)
-        elif self.kind == "arc":
-            s = jnp.full_like(self.lo, 4 * t * (self.T - t) / self.T**2)
-        else:
-            s = mu[self.states]
-        return self.lo + self.span * s
-
-    def transform(self, z):
-        return z
+Truth = cal.Reference  # the paper's constant / arc / mean-field ground truths
 
 
 def _cyber_params(path):
