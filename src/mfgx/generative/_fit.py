@@ -157,6 +157,24 @@ def optimiser_name(optimizer) -> str:
     return f"custom {digest(optimizer)}"
 
 
+def resumable(checkpoint_dir, resume: bool, settings: dict, trees, *, kind: str):
+    """(state, trees, save): the loop state and the arrays ``trees`` (params, optimiser state, best
+    params) from a checkpoint under ``checkpoint_dir`` whose ``settings`` match (a changed setting
+    raises, naming it), else fresh; ``save(params, opt_state, best)`` writes a checkpoint (no-op
+    without a folder)."""
+    state = _training.new_state("step")
+    if checkpoint_dir is not None and resume:
+        loaded = _training.resume(checkpoint_dir, trees, settings, kind=kind, error=GenerativeError)
+        if loaded is not None:
+            state, trees = loaded
+
+    def save(p, o, b):
+        if checkpoint_dir is not None:
+            _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (p, o, b), kind=kind)
+
+    return state, trees, save
+
+
 def train_loop(step, params, opt_state, best_params, state, *, steps: int, save, metrics, train, val, eval_every: int,
                checkpoint_every: int, eval_train: bool, patience, callback, progress: bool, label: str, hint: str):
     """The step loop shared by the generative fits: ``step(params, opt_state, s)`` → (params,
@@ -284,7 +302,6 @@ def fit(
     params, static = eqx.partition(potential, eqx.is_inexact_array)
     opt_state = optimizer.init(params)
     best_params = params
-    state = _training.new_state("step")
     settings = {
         "problem": problem.settings(), "dim": dim, "n_train": N, "n_val": 0 if val is None else int(val.shape[0]),
         "data": _fingerprint(train), "val": None if val is None else _fingerprint(val), "batch_size": B,
@@ -292,14 +309,8 @@ def fit(
         "width": potential.width, "depth": potential.depth, "rank": potential.rank, "dtype": str(jnp.dtype(dtype)),
         "eval_steps": eval_steps,
     }
-    if checkpoint_dir is not None and resume:
-        loaded = _training.resume(checkpoint_dir, (params, opt_state, best_params), settings, kind="generative", error=GenerativeError)
-        if loaded is not None:
-            state, (params, opt_state, best_params) = loaded
-
-    def save(p, o, b):
-        if checkpoint_dir is not None:
-            _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (p, o, b), kind="generative")
+    state, (params, opt_state, best_params), save = resumable(
+        checkpoint_dir, resume, settings, (params, opt_state, best_params), kind="generative")
 
     params, opt_state, best_params = train_loop(
         lambda p, o, s: _train_step(p, static, o, train, jr.fold_in(train_key, s), B, optimizer, problem),

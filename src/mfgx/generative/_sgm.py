@@ -31,10 +31,10 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .. import _checkpoint, _training
+from .. import _training
 from ._characteristics import check_samples
 from ._errors import GenerativeError
-from ._fit import _adam, _int, _key_data, loop_options, optimiser_name, positive_real, train_loop
+from ._fit import _adam, _int, _key_data, loop_options, optimiser_name, positive_real, resumable, train_loop
 from ._problems import _fingerprint
 from ._score import SGM, AbstractScoreModel, PotentialScore, ScoreNet
 from ._sde import AbstractSDE, check_sde
@@ -349,21 +349,14 @@ def fit_sgm(
     params, static = eqx.partition(model, eqx.is_inexact_array)
     opt_state = optimizer.init(params)
     best_params = params
-    state = _training.new_state("step")
     settings = {
         "problem": problem.settings(), "model": model.settings(), "dim": model.dim, "n_train": N,
         "n_val": 0 if val is None else int(val.shape[0]), "data": _fingerprint(train),
         "val": None if val is None else _fingerprint(val), "batch_size": B, "key": key_list,
         "optimizer": opt_name, "initial_model": _fingerprint(params), "dtype": str(jnp.dtype(dtype)),
     }
-    if checkpoint_dir is not None and resume:
-        loaded = _training.resume(checkpoint_dir, (params, opt_state, best_params), settings, kind="sgm", error=GenerativeError)
-        if loaded is not None:
-            state, (params, opt_state, best_params) = loaded
-
-    def save(p, o, b):
-        if checkpoint_dir is not None:
-            _checkpoint.save(checkpoint_dir, {"settings": settings, "state": state}, (p, o, b), kind="sgm")
+    state, (params, opt_state, best_params), save = resumable(
+        checkpoint_dir, resume, settings, (params, opt_state, best_params), kind="sgm")
 
     params, opt_state, best_params = train_loop(
         lambda p, o, s: _train_step(p, static, o, train, jr.fold_in(train_key, s), B, optimizer, problem, jnp.asarray(s)),
