@@ -37,12 +37,12 @@ import dataclasses
 import inspect
 import math
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._toml import read_toml
 from ._errors import GenerativeError
 
 PROBLEMS = ("cnf", "ot", "crowd", "jko", "sgm")
@@ -324,13 +324,7 @@ def _cap(table: dict, keys) -> dict:
 
 def load_config(path, **overrides) -> GenerateConfig:
     """Read and check a TOML configuration; relative paths are taken from its folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"configuration file {str(path)!r} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    raw, path = read_toml(path, ConfigError)
     return config_from_dict(raw, path.parent, str(path), **overrides)
 
 

@@ -26,13 +26,13 @@ Relative paths (``file``, ``output``) are taken from the configuration file's fo
 from __future__ import annotations
 
 import inspect
-import tomllib
 
 import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._toml import read_toml
 from ..calibrate import fit
 from ..data import DataError, Observations
 
@@ -188,13 +188,7 @@ def _covid_config(raw, kind, output, source, seed, split_by, test, loader, origi
 
 def load_config(path) -> StudyConfig:
     """Read and validate a TOML study configuration."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"configuration file {str(path)!r} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    raw, path = read_toml(path, ConfigError)
     return config_from_dict(raw, path.parent, str(path))
 
 

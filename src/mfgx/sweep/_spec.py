@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from .._toml import read_toml
 from .. import _fingerprint
 
 
@@ -290,11 +291,5 @@ def spec_from_dict(raw: dict[str, Any], base_dir: Path = Path("."), origin: str 
 
 def load_spec(path) -> SweepSpec:
     """Read and validate a TOML sweep file (see the module docstring)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"sweep file {str(path)!r} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise SweepError(f"{path}: not valid TOML: {err}") from None
+    raw, path = read_toml(path, SweepError, "sweep file")
     return spec_from_dict(raw, path.parent, str(path))
