@@ -8,6 +8,7 @@
 #   make bench       benchmarks (finite engine, calibration adjoints, neural SDEs, exact Nash, sweeps on Ray;
 #                    vs the calibration paper's code with PAPER_CODE=DIR, see benchmarks/paper_calibration.py)
 #   make bench-peers mfgx vs mfglib, OpenSpiel and BenchMFG side by side (installs .venv-peers)
+#   make bench-gen-peers mfgx CNF/SGM vs torchcfm and flowjax on the 2-D toys (installs .venv-gen-peers)
 #   make clean       remove outputs and caches (distclean: also .venv)
 
 PYTHON ?= python3
@@ -20,7 +21,7 @@ ARGS ?=
 WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow bench bench-peers clean distclean
+.PHONY: help venv demo test test-slow bench bench-peers bench-gen-peers clean distclean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -50,8 +51,10 @@ bench: venv
 	$(BIN)/python benchmarks/run.py $(ARGS)
 	$(BIN)/python benchmarks/calibration.py
 	$(BIN)/python benchmarks/neural.py
+	$(BIN)/python benchmarks/neural_recovery.py
 	$(BIN)/python benchmarks/exact_nash.py
 	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/generative.py
 	@if [ -n "$(PAPER_CODE)" ]; then bash benchmarks/peers/install_paper.sh; fi
 	$(BIN)/python benchmarks/paper_calibration.py $(if $(PAPER_CODE),--paper-code $(PAPER_CODE),)
 
@@ -59,6 +62,10 @@ bench-peers: venv
 	bash benchmarks/peers/install.sh
 	$(BIN)/python benchmarks/peers/side_by_side.py $(ARGS)
 	$(BIN)/python benchmarks/peers/side_by_side_benchmfg.py
+
+bench-gen-peers: venv
+	bash benchmarks/peers/install_generative.sh
+	$(BIN)/python benchmarks/peers/side_by_side_generative.py $(ARGS)
 
 clean:
 	rm -rf outputs build dist src/*.egg-info .pytest_cache .hypothesis

@@ -15,6 +15,9 @@ value  anticipatory agents (`value_game`): dX = −∂ₓu dt + σ dW, u the HJB
        Recovery: R² of the learned against the hidden cost, both centred over each held-out cloud
        (`cost_recovery`: the drift identifies a cost up to a function of time).
 null-* the same fits on data without the hidden term (negative controls: the learned term's size).
+value-v, null-value-v   `value` with the fix of issue 13: the loss simulates 8 copies of each initial cloud
+       (``PathLoss(replicas=8)``), the cost starts at 0 (``CostMLP(zero_init=True)``) and `fit` keeps the best
+       of the untrained model and every 10th step on 4 of the 16 training datasets held out for validation.
 
     .venv/bin/python experiments/neural_hidden_strategic.py --seeds 3 --budget 200   # rerun with --resume
 
@@ -47,7 +50,8 @@ SIR_LOSS = nm.PathLoss(statistic=nm.Mean(), scale=(0.05, 0.01, 0.05))
 GRID, SIGMA, T, NT, K, N = Grid(-4.0, 4.0, 40), 0.6, 2.0, 80, 2.0, 32
 VAL_TS, VAL_INTEG = (0.4, 0.8, 1.2, 1.6, 2.0), nm.Integrator(0.05)
 VAL_LOSS = nm.PathLoss(statistic=nm.Moments(), distance=nm.MMD((0.5, 1.0, 2.0)))
-CONFIGS = ("sir", "null-sir", "value", "null-value")
+VAL_LOSS_R = nm.PathLoss(statistic=nm.Moments(), distance=nm.MMD((0.5, 1.0, 2.0)), replicas=8)
+CONFIGS = ("sir", "null-sir", "value", "null-value", "value-v", "null-value-v")
 LEFT = """## What these runs do not show yet
 
 - The anticipatory game is solved on a grid from the kernel density of the initial cloud (d = 1 only); the particles
@@ -59,8 +63,13 @@ LEFT = """## What these runs do not show yet
 - R² ≥ 0.9 (the issue's bar) is met by the SIR flux; the contact factor φ(I) reaches 0.73–0.98 over seeds (it is
   least identified where S·I is small) and the HJB cost 0.79–0.93 over seeds at 200 steps (mean 0.87), while its
   held-out loss equals the true model's: with 16 × 32 agents the data do not pin the cost down further.
-- Not done: the noise study, `make bench`, a learned diffusion σ_φ in these games, congestion-speed recovery
-  (`neural_hidden.md` point 9)."""
+- `value-v` (the fix of issue 13: replicas = 8 in the loss, zero-initialised cost, validation on 4 of the 16
+  training datasets that may keep the untrained game) does not change this: held-out R² 0.868 and 0.803 at seeds 0
+  and 1 (`value`: 0.873, 0.794). With the less noisy loss the fitted game's held-out loss is now visibly above the true
+  game's (seed 0: 0.032 vs 0.015), and validation kept step 40 and 100 of 200: the 12 remaining training datasets ×
+  32 agents, not the optimiser's noise, limit the recovery. Not tried: more agents or datasets (the sample-size
+  question), implicit differentiation of the fixed point (to afford more steps).
+- Not done: a learned diffusion σ_φ in these games; congestion: `neural_hidden.md`."""
 
 
 def sir_data(c, seed, n_sets, noise):
@@ -109,14 +118,19 @@ def run(config, seed, args):
     else:
         train = value_data(0.0 if null else K, seed, args.value_sets)
         held = value_data(0.0 if null else K, 1000 + seed, 8)
-        cost = nm.CostMLP(width=16, **nm.input_scaling(train, statistic=nm.Mean(), time=False), key=jax.random.PRNGKey(seed))
-        fit = nm.fit(value_game(cost), train, loss=VAL_LOSS, integrator=VAL_INTEG, learning_rate=1e-2, schedule="cosine",
-                     steps=args.value_steps, batch_size=8, seed=seed, trainable=lambda m: m.drift.correction, progress=False)
+        fixed = config.endswith("-v")
+        fit_train, val = train.split(0.25, seed=seed) if fixed else (train, None)
+        cost = nm.CostMLP(width=16, zero_init=fixed, **nm.input_scaling(fit_train, statistic=nm.Mean(), time=False),
+                          key=jax.random.PRNGKey(seed))
+        fit = nm.fit(value_game(cost), fit_train, val=val, eval_every=10, loss=VAL_LOSS_R if fixed else VAL_LOSS, integrator=VAL_INTEG,
+                     learning_rate=1e-2, schedule="cosine", steps=args.value_steps, batch_size=8, seed=seed,
+                     trainable=lambda m: m.drift.correction, progress=False)
         model = fit.model
         rec = nm.cost_recovery(model.drift.correction, MeanTracking(K), GRID, held.clouds, VAL_TS)
         out = {"r2": float("nan") if null else rec["r2"], "rmse": rec["rmse"], "true_sd": rec["true_sd"],
                "learned_rms": float(np.sqrt(np.mean(rec["learned"] ** 2)))}
-        game, loss, integ = value_game(), VAL_LOSS, VAL_INTEG
+        game, loss, integ = value_game(), VAL_LOSS_R if fixed else VAL_LOSS, VAL_INTEG
+        out["best_step"] = int(fit.best_step)
         truth = game if null else value_game(MeanTracking(K))
     ev = lambda m: float(np.mean([nm.evaluate(m, held, loss=loss, integrator=integ, seed=s)["loss"] for s in range(3)]))  # noqa: E731
     out.update(held_fitted=ev(model), held_mfg=ev(game), held_truth=ev(truth), loss_first=float(fit.losses()[:10].mean()),

@@ -67,20 +67,16 @@ def test_per_agent_features_by_hand():
 @pytest.fixture(scope="module")
 def congestion_fits():
     """AgentMLP(x, mean, variance, ρ_1.0(x), b) on 16 datasets × 42 agents × 5 snapshots of the meeting
-    game with the hidden congestion c = 0.9, h = 1.5, and on the same setting without it (negative
-    control); 150 cosine steps, one compiled step for both (seed 0 of
-    experiments/neural_hidden_congestion.py, `both` and `null`). With 24 agents (seed 11) the same
-    fit reached held-out R² 0.55 only, so the fast suite has no recovery fit."""
+    game with the hidden congestion c = 0.9, h = 1.5; 150 cosine steps (seed 0 of
+    experiments/neural_hidden_congestion.py, `both`). With 24 agents (seed 11) the same fit reached
+    held-out R² 0.55 only, so the fast suite has no recovery fit."""
     train, truth = con_data(CON_C, 0, 16)
-    null_train, _ = con_data(0.0, 0, 16)
     feats = (nm.LocalDensity(1.0), nm.DriftFeature(DRIFT))
     scaling = nm.input_scaling(train, statistic=nm.Moments(), time=False, features=feats)
-    out = {}
-    for name, data in (("congestion", train), ("null", null_train)):
-        corr = nm.AgentMLP(1, statistic=nm.Moments(), time=False, width=16, features=feats, **scaling, key=jax.random.PRNGKey(0))
-        out[name] = nm.fit(nm.meeting(correction=corr), data, loss=CON_LOSS, integrator=CON_INTEG, learning_rate=1e-2,
-                           schedule="cosine", steps=150, batch_size=8, trainable=lambda m: m.correction, progress=False)
-    return out, truth
+    corr = nm.AgentMLP(1, statistic=nm.Moments(), time=False, width=16, features=feats, **scaling, key=jax.random.PRNGKey(0))
+    fit = nm.fit(nm.meeting(correction=corr), train, loss=CON_LOSS, integrator=CON_INTEG, learning_rate=1e-2,
+                 schedule="cosine", steps=150, batch_size=8, trainable=lambda m: m.correction, progress=False)
+    return {"congestion": fit}, truth
 
 
 @pytest.mark.slow
@@ -96,12 +92,33 @@ def test_fit_recovers_hidden_congestion_on_held_out_data(congestion_fits):
     assert fitted < 0.75 * plain, (fitted, plain)
 
 
+# the fix of issue 13: 8 simulated copies of each initial cloud in the loss, a correction that starts at
+# "no correction" (a `SpeedFactor` on the game's drift, zero-initialised) and validation on 4 of the 16
+# training datasets that may keep the untrained model (seed 0 of neural_hidden_congestion.py, `speed`/`null-speed`)
+CON_LOSS_R = nm.PathLoss(statistic=nm.Moments(), distance=nm.MMD((0.5, 1.0, 2.0)), replicas=8)
+
+
+def _speed_fit(data):
+    train, val = data.split(0.25, seed=0)
+    feats = (nm.LocalDensity(1.0),)
+    corr = nm.SpeedFactor(DRIFT, statistic=nm.Moments(), width=16, features=feats, zero_init=True,
+                          **nm.input_scaling(train, statistic=nm.Moments(), time=False, features=feats), key=jax.random.PRNGKey(0))
+    return nm.fit(nm.meeting(correction=corr), train, val=val, eval_every=10, loss=CON_LOSS_R, integrator=CON_INTEG,
+                  learning_rate=1e-2, schedule="cosine", steps=150, batch_size=8, seed=0, trainable=lambda m: m.correction,
+                  progress=False)
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open (issue 13): with the drift feature the null fit learns a spurious speed change of "
-                   "RMS 0.13-0.35 against a hidden term of sd 0.45 (experiments/results/neural_hidden_congestion.md)")
-def test_fit_without_hidden_congestion_learns_a_small_term(congestion_fits):
-    fits, truth = congestion_fits
-    held, _ = con_data(0.0, 1000, 8)
-    rec = nm.correction_recovery(fits["null"].model.correction, None, held.clouds, CON_TS)
-    true_sd = nm.correction_recovery(truth.correction, None, held.clouds, CON_TS)["rmse"]  # the term it would have had
-    assert rec["rmse"] < 0.4 * true_sd, (rec["rmse"], true_sd)
+def test_speed_factor_recovers_congestion_and_learns_nothing_without_it():
+    train, truth = con_data(CON_C, 0, 16)
+    held, _ = con_data(CON_C, 1000, 8)
+    fit = _speed_fit(train)
+    rec = nm.correction_recovery(fit.model.correction, truth.correction, held.clouds, CON_TS)
+    assert rec["r2"] >= 0.75, rec["r2"]  # 0.83 measured; the issue's 0.9 is not reached (neural_hidden.md)
+    ev = lambda m: nm.evaluate(m, held, loss=CON_LOSS_R, integrator=CON_INTEG)["loss"]  # noqa: E731
+    assert ev(fit.model) < 0.75 * ev(nm.meeting()), (ev(fit.model), ev(nm.meeting()))
+    # negative control: the same fit on data without the hidden term learns a term of RMS < 0.1 × the hidden term's sd
+    null = _speed_fit(con_data(0.0, 0, 16)[0])
+    held0, _ = con_data(0.0, 1000, 8)
+    spurious = nm.correction_recovery(null.model.correction, None, held0.clouds, CON_TS)["rmse"]
+    assert spurious < 0.1 * rec["true_sd"], (spurious, rec["true_sd"])

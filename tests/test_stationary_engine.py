@@ -139,3 +139,24 @@ def test_exploitability_compiles_once():
         values = [float(mfgx.exploitability(game, rng.dirichlet(np.ones(2), size=(T1, 3)))) for _ in range(3)]
         assert len(TRACES) == before, "exploitability retraced on a second call of the same shape"
         assert len(set(values)) == 3  # and it did compute (different policies, different values)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.99])
+def test_direct_and_swept_policy_values_agree(gamma):
+    """V^π by the dense LU (S ≤ direct_max_states) and by sweeps (direct_max_states=0) both solve
+    (I − γP^π)V = r^π (NumPy reference), also with the entropy bonus."""
+    rng = np.random.default_rng(7)
+    P = rng.dirichlet(np.ones(6), size=(6, 3))
+    game = mfgx.FiniteGame(jnp.full(6, 1 / 6), Constant(jnp.asarray(P)), Constant(jnp.asarray(rng.normal(size=(6, 3)))),
+                           None, discount=gamma)
+    pi = rng.dirichlet(np.ones(3), size=6)
+    m = game.mean_field_of(game.mu0, jnp.asarray(pi))
+    r = np.asarray(game.reward(0, m, game.params))
+    for tau in (None, 0.3):
+        bonus = 0.0 if tau is None else -tau * (pi * np.log(pi)).sum(1)
+        ref = np.linalg.solve(np.eye(6) - gamma * np.einsum("xa,xay->xy", pi, P), (pi * r).sum(1) + bonus)
+        for loops in (_stationary.DEFAULT, _stationary.Loops(direct_max_states=0)):
+            q, v, ok = eqx.filter_jit(_stationary.policy_value)(game, jnp.asarray(pi), m, tau, loops=loops)
+            assert bool(ok)
+            np.testing.assert_allclose(np.asarray(v), ref, rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(np.asarray(q), r + gamma * P @ ref, rtol=1e-10, atol=1e-10)

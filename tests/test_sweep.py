@@ -298,3 +298,23 @@ def test_sharded_batch_equals_unsharded():
     np.testing.assert_allclose(got["gamma"], ref["gamma"], rtol=1e-13)
     np.testing.assert_allclose(got["loss"], ref["loss"], rtol=1e-12)
     assert got["mu_error"] == pytest.approx(ref["mu_error"], rel=1e-12)
+
+
+def test_ray_that_cannot_start_is_a_named_error(monkeypatch):
+    """Ray's local start-up can time out on an overloaded machine: retried once, then a SweepError
+    that names the cause and the way out (not Ray's raw traceback)."""
+    import ray
+
+    from mfgx.sweep import _run
+
+    calls = []
+
+    def fail(**kwargs):
+        calls.append(kwargs)
+        raise Exception("The current node timed out during startup.")
+
+    monkeypatch.setattr(ray, "init", fail)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    with pytest.raises(sweep.SweepError, match="could not start a local Ray instance.*timed out.*--address auto"):
+        _run._start_ray(None, {"num_cpus": 1})
+    assert len(calls) == 2

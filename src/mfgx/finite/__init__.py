@@ -2,6 +2,7 @@
 
 from ._adjoint import AbstractAdjoint, ImplicitAdjoint, UnrolledAdjoint
 from ._control import ControlGame, individual_value, social_cost
+from ._exact import ExactNash
 from ._dynamics import best_response, evaluate, exploitability, propagate, uniform_policy
 from ._stationary import benchmfg_exploitability
 from ._game import FiniteGame, rate_game
@@ -42,6 +43,7 @@ __all__ = [
     "PrecisionWarning",
     "DenseKernel",
     "Equilibrium",
+    "ExactNash",
     "equilibrium_from_state",
     "FictitiousPlay",
     "FiniteGame",

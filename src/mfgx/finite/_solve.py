@@ -294,6 +294,8 @@ def solve(
     if not (isinstance(max_steps, int) and max_steps >= 1):
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     tol = resolve_tol(tol, game.mu0.dtype)
+    if isinstance(game, FiniteGame):
+        solver = solver.prepare(game)
     if not isinstance(adjoint, AbstractAdjoint):
         raise TypeError(f"adjoint must be ImplicitAdjoint() or UnrolledAdjoint(), got {adjoint!r}")
     if guess is not None and isinstance(solver, _PolicySolver) and isinstance(game, FiniteGame):

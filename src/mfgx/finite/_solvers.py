@@ -44,6 +44,11 @@ class AbstractSolver(eqx.Module):
         """The entropy temperature τ of the equilibrium the solver converges to (None: exact Nash)."""
         return None
 
+    def prepare(self, game: FiniteGame) -> "AbstractSolver":
+        """Called by `solve` with the game before compiling: raise on games the solver does not apply
+        to, and return the solver to run (default: itself)."""
+        return self
+
     def respond(self, game: FiniteGame, mf):
         """The best response that defines the solver's equilibrium map Φ: exact, or the softmax
         best response when the solver targets the τ-regularised equilibrium."""

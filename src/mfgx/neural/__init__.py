@@ -9,7 +9,8 @@ arXiv 2504.13228, with the improvements listed in the project's science note neu
   agents following −∂ₓu of an HJB solved on a 1-D grid, with a learned running cost `CostMLP`
   read back by `cost_recovery`), a correction (`AgentMLP`: exchangeable,
   sees population statistics and covariates; `PopulationMLP`: the paper's baseline;
-  `FluxCorrection`: a learned generator term on compartments) and a diffusion
+  `FluxCorrection`: a learned generator term on compartments; `SpeedFactor`: a learned factor on
+  the game's own drift) and a diffusion
   (`ConstantDiffusion`, `AgentDiffusion`, `FluxDiffusion`).
 - Mean field: statistics of the empirical measure (`Mean`, `Moments`, `Quantile`, `Histogram`,
   `KernelEmbedding`, `Stack`); per-agent features for `AgentMLP(features=...)` (`LocalDensity`:
@@ -83,6 +84,7 @@ from ._model import (
     PopulationMLP,
 )
 from ._simulate import Integrator, TimeGrid, simulate, time_grid
+from ._speed import SpeedFactor
 
 from ._statistics import AbstractStatistic, Histogram, KernelEmbedding, Mean, Moments, Quantile, Stack
 from ._value import BoundValueDrift, CostMLP, ValueDrift, cost_recovery, value_game
@@ -126,6 +128,7 @@ __all__ = [
     "Quantile",
     "SIRDrift",
     "Sinkhorn",
+    "SpeedFactor",
     "Stack",
     "SusceptibleShare",
     "TimeGrid",

@@ -137,6 +137,15 @@ class AbstractCorrection(eqx.Module):
         raise NeuralError(f"{type(self).__name__} is not a per-agent term f(t, xᵢ, μ): it cannot be read at arbitrary states")
 
 
+def zero_output(mlp: eqx.nn.MLP) -> eqx.nn.MLP:
+    """``mlp`` with its last layer's weight and bias set to 0: the network outputs 0 everywhere at
+    initialisation (a correction that starts as "no correction"), while its hidden layers keep their
+    random initialisation, so the first gradient step moves the last layer and later ones the rest."""
+    last = mlp.layers[-1]
+    zeros = (jnp.zeros_like(last.weight), None if last.bias is None else jnp.zeros_like(last.bias))
+    return eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp, zeros, is_leaf=lambda v: v is None)
+
+
 def _normaliser(n_in, loc, scale, what):
     loc = np.zeros(n_in) if loc is None else np.broadcast_to(np.asarray(loc, float), (n_in,))
     scale = np.ones(n_in) if scale is None else np.broadcast_to(np.asarray(scale, float), (n_in,))
@@ -166,7 +175,7 @@ class _AgentNet(eqx.Module):
     scale: tuple[float, ...] = eqx.field(static=True)
     features: tuple[AbstractFeature, ...] = ()
 
-    def __init__(self, d, out, statistic, time, covariates, width, depth, activation, loc, scale, key, what, features=()):
+    def __init__(self, d, out, statistic, time, covariates, width, depth, activation, loc, scale, key, what, features=(), zero=False):
         if not (isinstance(d, (int, np.integer)) and d >= 1):
             raise NeuralError(f"{what}: d must be a positive int, got {d!r}")
         if not (isinstance(covariates, (int, np.integer)) and covariates >= 0):
@@ -177,6 +186,8 @@ class _AgentNet(eqx.Module):
         n_in = int(d) + int(bool(time)) + (0 if statistic is None else statistic.size(int(d))) + int(covariates)
         n_in += sum(f.size(int(d)) for f in self.features)
         self.mlp = eqx.nn.MLP(n_in, out, width, depth, activation=activation, key=key)
+        if zero:
+            self.mlp = zero_output(self.mlp)
         self.statistic, self.time, self.covariates = statistic, bool(time), int(covariates)
         self.loc, self.scale = _normaliser(n_in, loc, scale, what)
 
@@ -212,6 +223,9 @@ class AgentMLP(AbstractCorrection):
       agent; `DriftFeature`: the game's drift at the agent), a tuple (default none).
     - ``loc``/``scale``: fixed normalisation of the input vector (x, t, s, φ, c) (scalars or one per
       entry); ``out_scale`` κ multiplies the output (a small κ starts near the pure MFG drift).
+    - ``zero_init``: start exactly at f ≡ 0 (last layer zero, `zero_output`): the initial model is
+      the MFG without correction, which `fit` with a validation set then keeps unless a trained
+      correction beats it on the validation data (the negative control of issue 13).
     """
 
     net: _AgentNet
@@ -231,9 +245,11 @@ class AgentMLP(AbstractCorrection):
         scale=None,
         out_scale: float = 1.0,
         features=(),
+        zero_init: bool = False,
         key: PRNGKeyArray,
     ):
-        self.net = _AgentNet(d, d, statistic, time, covariates, width, depth, activation, loc, scale, key, "AgentMLP", features)
+        self.net = _AgentNet(d, d, statistic, time, covariates, width, depth, activation, loc, scale, key, "AgentMLP", features,
+                             zero=zero_init)
         self.out_scale = float(out_scale)
 
     def __call__(self, t, x, c=None):
@@ -320,7 +336,8 @@ class FluxCorrection(AbstractCorrection):
     a signed mass-action flux on each edge a → b (``edges``), with zᵢ as in `AgentMLP`. The
     flux conserves total mass exactly and vanishes when either compartment is empty, so the
     simplex is invariant in continuous time: for SIR, the edge S → I is a learned modulation of
-    transmission (ΔβSI). ``scale``/``loc`` normalise the network inputs.
+    transmission (ΔβSI). ``scale``/``loc`` normalise the network inputs; ``zero_init`` starts at
+    no flux (as in `AgentMLP`).
     """
 
     net: _AgentNet
@@ -341,10 +358,12 @@ class FluxCorrection(AbstractCorrection):
         loc=None,
         scale=None,
         out_scale: float = 1.0,
+        zero_init: bool = False,
         key: PRNGKeyArray,
     ):
         self.edges = _edges(edges, d, "FluxCorrection")
-        self.net = _AgentNet(d, len(self.edges), statistic, time, covariates, width, depth, activation, loc, scale, key, "FluxCorrection")
+        self.net = _AgentNet(d, len(self.edges), statistic, time, covariates, width, depth, activation, loc, scale, key, "FluxCorrection",
+                             zero=zero_init)
         self.out_scale = float(out_scale)
 
     def __call__(self, t, x, c=None):

@@ -33,7 +33,7 @@ from jaxtyping import Array, Float
 from ..continuous import AbstractCost, Grid, GridMFG, Zero
 from ..continuous._scheme import fp, hjb, velocity
 from ._errors import NeuralError
-from ._model import AbstractCorrection, AbstractDrift, ConstantDiffusion, ParticleSDE
+from ._model import AbstractCorrection, AbstractDrift, ConstantDiffusion, ParticleSDE, zero_output
 
 
 def _density(grid: Grid, x: Float[Array, "N 1"], bandwidth: float) -> Float[Array, " G"]:
@@ -182,7 +182,7 @@ class CostMLP(AbstractCost):
     interaction learned through the HJB (`ValueDrift`'s ``correction``). ``loc``/``scale``
     normalise z, e.g. ``**input_scaling(train, statistic=Mean(), time=False)`` for (x, m̄)
     (``Moments()`` with ``variance=True``; the order there is (x, t, S), so use it with
-    ``time=False`` only)."""
+    ``time=False`` only). ``zero_init``: start at c_θ ≡ 0, the game without hidden cost (`zero_output`)."""
 
     mlp: eqx.nn.MLP
     variance: bool = eqx.field(static=True)
@@ -192,13 +192,16 @@ class CostMLP(AbstractCost):
     out_scale: float = eqx.field(static=True)
 
     def __init__(self, *, variance: bool = False, time: bool = False, width: int = 16, depth: int = 2,
-                 activation: Callable = jax.nn.tanh, loc=None, scale=None, out_scale: float = 1.0, key):
+                 activation: Callable = jax.nn.tanh, loc=None, scale=None, out_scale: float = 1.0, zero_init: bool = False,
+                 key):
         n_in = 2 + int(bool(variance)) + int(bool(time))
         loc = np.zeros(n_in) if loc is None else np.broadcast_to(np.asarray(loc, float), (n_in,))
         scale = np.ones(n_in) if scale is None else np.broadcast_to(np.asarray(scale, float), (n_in,))
         if not (np.all(np.isfinite(loc)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
             raise NeuralError(f"CostMLP: loc must be finite and scale positive, got loc={loc}, scale={scale}")
         self.mlp = eqx.nn.MLP(n_in, "scalar", width, depth, activation=activation, key=key)
+        if zero_init:
+            self.mlp = zero_output(self.mlp)
         self.variance, self.time = bool(variance), bool(time)
         self.loc, self.scale, self.out_scale = tuple(loc.tolist()), tuple(scale.tolist()), float(out_scale)
 

@@ -76,6 +76,26 @@ def _changes(old: dict, new: dict) -> str:
     return ", ".join(f"{k} ({a.get(k, '(absent)')!r} → {b.get(k, '(absent)')!r})" for k in keys) or "target or code"
 
 
+def _start_ray(address, kwargs, attempts: int = 2):
+    """``ray.init``, retried once: a local Ray gives its raylet 30 s to register, which an overloaded
+    machine can miss. A second failure is a `SweepError` that says what to do."""
+    import ray
+
+    for attempt in range(attempts):
+        try:
+            ray.init(address=address, **kwargs)
+            return
+        except Exception as err:  # noqa: BLE001  (Ray raises bare Exception/ConnectionError here)
+            ray.shutdown()
+            if attempt == attempts - 1:
+                where = f"connect to the Ray cluster at {address!r}" if address else "start a local Ray instance"
+                raise SweepError(
+                    f"could not {where} ({type(err).__name__}: {err}) after {attempts} attempts. On a busy "
+                    "machine start Ray once yourself (`ray start --head --num-cpus N`) and pass --address auto; "
+                    "finished trials are kept, so rerunning the same command resumes the sweep."
+                ) from err
+
+
 def run_trial(target: str, config: dict, trial_dir: str, context: dict, fingerprint: str) -> dict[str, Any]:
     """One trial, as a Ray task runs it: count the attempt, call the target, write result.json."""
     from ._targets import resolve_target
@@ -175,7 +195,7 @@ def run(spec: SweepSpec | str | Path, *, address: str | None = None, num_cpus: i
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address is None and num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
-        ray.init(address=address, **kwargs)
+        _start_ray(address, kwargs)
         started_ray = True
     try:
         task = ray.remote(run_trial).options(
