@@ -318,3 +318,13 @@ def test_ray_that_cannot_start_is_a_named_error(monkeypatch):
     with pytest.raises(sweep.SweepError, match="could not start a local Ray instance.*timed out.*--address auto"):
         _run._start_ray(None, {"num_cpus": 1})
     assert len(calls) == 2
+
+
+def test_collect_reports_trials_not_run(tmp_path):
+    """`collect` on a sweep that never ran: every trial "not run" (not "failed"), nothing in the
+    statistics, and the table says so."""
+    res = sweep.collect(sweep.spec_from_dict(line_sweep(tmp_path / "out")))
+    assert [r["status"] for r in res.records] == ["not run"] * 4
+    assert all(row["n_failed"] == 0 and row["n_not_done"] == 2 for row in res.table)
+    text = (tmp_path / "out" / "sweep.md").read_text()
+    assert "| a | 0 (2 not run) |" in text and "| b | 0 (2 not run) |" in text

@@ -573,5 +573,5 @@ def sweep(
     if result.n_failed:
         for r in result.records:
             if r["status"] != "done":
-                console.print(f"[red]failed[/] {r['id']}: {r['error']}", soft_wrap=True)
+                console.print(f"[red]{r['status']}[/] {r['id']}: {r['error']}", soft_wrap=True)
         raise typer.Exit(1)

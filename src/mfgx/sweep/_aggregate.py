@@ -54,8 +54,9 @@ def summarise(records: list[dict], axes: tuple[str, ...]) -> list[dict]:
         done = [t for t in g["trials"] if t["status"] == "done"]
         names = sorted({k for t in done for k, v in t["metrics"].items() if _numeric(v)})
         metrics = {k: t_interval([t["metrics"][k] for t in done if _numeric(t["metrics"].get(k))]) for k in names}
-        rows.append({"grid": g["grid"], "values": g["values"], "n_trials": len(g["trials"]),
-                     "n_failed": len(g["trials"]) - len(done), "metrics": metrics})
+        failed = sum(t["status"] == "failed" for t in g["trials"])
+        rows.append({"grid": g["grid"], "values": g["values"], "n_trials": len(g["trials"]), "n_failed": failed,
+                     "n_not_done": len(g["trials"]) - len(done) - failed, "metrics": metrics})
     return rows
 
 
@@ -74,12 +75,14 @@ def cell(stat: dict | None) -> str:
 
 def markdown(rows: list[dict], axes: tuple[str, ...], metrics: list[str], title: str, notes: list[str] = ()) -> str:
     group_axes = [a for a in axes if a != SEED_AXIS]
-    head = ["grid", *group_axes, "seeds (failed)", *metrics]
+    head = ["grid", *group_axes, "seeds done (failed, not run)", *metrics]
     lines = [f"# {title}", "", *notes, "" if notes else "",
              "Each cell: mean ± sd [95 % t-interval] over the seeds of that configuration.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        counts = f"{r['n_trials'] - r['n_failed']}" + (f" ({r['n_failed']} failed)" if r["n_failed"] else "")
+        other = r.get("n_not_done", 0)
+        missing = [f"{r['n_failed']} failed"] * bool(r["n_failed"]) + [f"{other} not run"] * bool(other)
+        counts = f"{r['n_trials'] - r['n_failed'] - other}" + (f" ({', '.join(missing)})" if missing else "")
         cells = [r["grid"], *[str(r["values"].get(a, "")) for a in group_axes], counts,
                  *[cell(r["metrics"].get(m)) for m in metrics]]
         lines.append("| " + " | ".join(cells) + " |")

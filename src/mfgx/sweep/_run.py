@@ -251,6 +251,7 @@ def run(spec: SweepSpec | str | Path, *, address: str | None = None, num_cpus: i
 
 def _finish(spec: SweepSpec, records: list[dict], seconds: float) -> SweepResult:
     out = Path(spec.output)
+    out.mkdir(parents=True, exist_ok=True)  # `collect` may run before any trial has
     table = _aggregate.summarise(records, spec.axes)
     names = sorted({k for r in table for k in r["metrics"]})
     wanted = spec.raw.get("sweep", {}).get("metrics") or DEFAULT_METRICS.get(spec.target)
@@ -268,8 +269,9 @@ def _finish(spec: SweepSpec, records: list[dict], seconds: float) -> SweepResult
 
 
 def collect(spec: SweepSpec | str | Path) -> SweepResult:
-    """Aggregate the finished trials of a sweep without running anything (unfinished or changed
-    trials count as failed, with the reason)."""
+    """Aggregate the finished trials of a sweep without running anything: trials never run are
+    reported as "not run", trials whose settings changed since they ran as "stale" (neither counts
+    in the statistics)."""
     if not isinstance(spec, SweepSpec):
         spec = load_spec(spec)
     records = []
@@ -278,7 +280,8 @@ def collect(spec: SweepSpec | str | Path) -> SweepResult:
         result = _read_json(folder / "result.json")
         ok = result is not None and result.get("fingerprint") == t.fingerprint
         records.append({"id": t.id, "grid": t.grid, "values": t.values, "fingerprint": t.fingerprint, "reused": ok,
-                        "rerun": None, "status": "done" if ok else "failed", "metrics": result["metrics"] if ok else {},
+                        "rerun": None, "status": "done" if ok else ("not run" if result is None else "stale"),
+                        "metrics": result["metrics"] if ok else {},
                         "attempts": result.get("attempts", 0) if ok else 0,
                         "error": None if ok else ("not run yet" if result is None else "settings changed since it ran")})
     if not records:
