@@ -39,22 +39,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS  # noqa: E402
 from _neural_common import arg_parser, meta, row, write  # noqa: E402
 
-K, N, B, T0, TS, DT = 0.8, 42, 16, 1.0, (2.0, 3.0, 4.0, 5.0, 6.0), 0.5
-INTEG = nm.Integrator(DT)
+from neural_hidden import DT, INTEG, K, N, T0, TS, data  # noqa: E402  (the conformity game and its data)
+
+B = 16
 LOSS_R = nm.PathLoss(statistic=nm.Moments(), distance=nm.MMD((0.5, 1.0, 2.0)), replicas=8)
 N_HELD = 8
 CONFIGS = ("conformity-v", "null-conformity-v")
 MARK, END = "<!-- acceptance -->", "<!-- /acceptance -->"
-
-
-def initial(seed, n_sets):
-    r = np.random.default_rng(seed)
-    return 12.0 + r.normal(0, 1, (n_sets, 1, 1)) + r.uniform(0.5, 2.0, (n_sets, 1, 1)) * r.normal(size=(n_sets, N, 1))
-
-
-def data(k, seed, n_sets):
-    truth = nm.meeting(correction=nm.hidden_conformity(k) if k else None)
-    return nm.game_data(truth, initial(seed, n_sets), TS, jax.random.PRNGKey(seed), integrator=INTEG, t0=T0), truth
 
 
 def fit(train, seed):
