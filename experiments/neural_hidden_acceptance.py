@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS  # noqa: E402
 from _neural_common import arg_parser, meta, row, write  # noqa: E402
 
-from neural_hidden import DT, INTEG, K, N, T0, TS, data  # noqa: E402  (the conformity game and its data)
+from neural_hidden import INTEG, K, N, T0, TS, data  # noqa: E402  (the conformity game and its data)
 
 B = 16
 LOSS_R = nm.PathLoss(statistic=nm.Moments(), distance=nm.MMD((0.5, 1.0, 2.0)), replicas=8)
